@@ -1,0 +1,31 @@
+"""The article item: the contract of one line of ``articles.jsonl``.
+
+The same contract is published as JSON Schema in ``crawler/schema/article.schema.json``
+for downstream archives; the validation pipeline enforces it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ArticleItem:
+    # Defaults exist only so that ItemLoader can build an empty item and fill it in;
+    # the validation pipeline rejects an item whose required fields stayed empty.
+    url: str | None = None
+    article_id: str | None = None
+    section_id: str | None = None
+    section_name: str | None = None
+    title: str | None = None
+    authors: list[str] = field(default_factory=list)
+    source: str | None = None
+    published_date: str | None = None
+    published_time: str | None = None
+    published_at: str | None = None
+    editor: str | None = None
+    body: str | None = None
+    images: list[str] = field(default_factory=list)
+    page_count: int | None = None
+    content_hash: str | None = None
+    crawled_at: str | None = None

@@ -1,0 +1,62 @@
+"""The channel's URL grammar, in one place.
+
+Listing pages:  /<sec>/<sec>.shtml, /<sec>/<sec>_<n>.shtml
+Article pages:  /<sec>/<YYYYMM>/<DD>/<id>.shtml, pages 2..N: /<sec>/<YYYYMM>/<DD>/<id>_<n>.shtml
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+from w3lib.url import canonicalize_url
+
+ARTICLE_PATH = re.compile(
+    r"^/(?P<section>\d+)/(?P<month>\d{6})/(?P<day>\d{2})/(?P<id>\d{15})(?:_(?P<page>\d+))?\.shtml$"
+)
+LISTING_PATH = re.compile(r"^/(?P<section>\d+)/(?P=section)(?:_(?P<page>\d+))?\.shtml$")
+
+
+def _without_query(url: str) -> tuple[str, str, str]:
+    parts = urlsplit(url.strip())
+    return parts.scheme.lower(), parts.netloc.lower(), parts.path
+
+
+def canonical_article_url(url: str) -> str | None:
+    """Page 1 of the article that ``url`` points into, without query or fragment; None if not an article."""
+    scheme, netloc, path = _without_query(url)
+    match = ARTICLE_PATH.match(path)
+    if not match:
+        return None
+    page1_path = f"/{match['section']}/{match['month']}/{match['day']}/{match['id']}.shtml"
+    return canonicalize_url(urlunsplit((scheme, netloc, page1_path, "", "")))
+
+
+def canonical_listing_url(url: str) -> str | None:
+    scheme, netloc, path = _without_query(url)
+    if not LISTING_PATH.match(path):
+        return None
+    return canonicalize_url(urlunsplit((scheme, netloc, path, "", "")))
+
+
+def article_id(url: str) -> str | None:
+    match = ARTICLE_PATH.match(urlsplit(url).path)
+    return match["id"] if match else None
+
+
+def section_of(url: str) -> str | None:
+    """The section id in an article or listing URL path."""
+    path = urlsplit(url).path
+    match = ARTICLE_PATH.match(path) or LISTING_PATH.match(path)
+    return match["section"] if match else None
+
+
+def article_page_url(page1_url: str, page: int) -> str:
+    """URL of page ``page`` of a multi-page article, from the URL of its page 1."""
+    if page == 1:
+        return page1_url
+    return page1_url[: -len(".shtml")] + f"_{page}.shtml"
+
+
+def same_host(url: str, other: str) -> bool:
+    return urlsplit(url).netloc.lower() == urlsplit(other).netloc.lower()
