@@ -285,14 +285,17 @@ def read_article_page(response) -> ArticlePage:
     )
 
 
-def load_article(pages: list[ArticlePage]) -> ArticleItem:
-    """One item from all pages of an article, page 1 first."""
+def load_article(pages: list[ArticlePage], section_name_fallback: str | None = None) -> ArticleItem:
+    """One item from all pages of an article, page 1 first.
+
+    ``section_name_fallback`` names the section when the page itself does not (no breadcrumb, no navigation).
+    """
     first = pages[0]
     loader = ArticleLoader()
     loader.add_value("url", first.url)
     loader.add_value("article_id", article_id(first.url))
     loader.add_value("section_id", section_of(first.url))
-    loader.add_value("section_name", first.section_names)
+    loader.add_value("section_name", [*first.section_names, *filter(None, [section_name_fallback])])
     loader.add_value("title", first.titles)
     loader.add_value("authors", first.author_text)
     loader.add_value("source", first.signdate_texts)

@@ -1,0 +1,135 @@
+"""The run report, the exit status it implies, and concise log lines for dropped items."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from scrapy import signals
+from scrapy.logformatter import LogFormatter
+
+logger = logging.getLogger(__name__)
+
+# Exit statuses of `scrapy crawl theory` (documented in the README).
+EXIT_OK = 0
+EXIT_ERROR = 1  # Scrapy could not start the crawl, or it crashed
+EXIT_LOCKED = 3  # another run holds the data directory
+EXIT_NOTHING_FETCHED = 4  # the channel home or every request failed
+EXIT_LAYOUT_CHANGED = 5  # pages came back but could not be read
+EXIT_INTERRUPTED = 6  # stopped before the end (SIGINT/SIGTERM, or another close reason)
+
+EXIT_MEANINGS = {
+    EXIT_OK: "completed",
+    EXIT_ERROR: "crawl could not start or crashed",
+    EXIT_LOCKED: "another run holds the data directory",
+    EXIT_NOTHING_FETCHED: "nothing could be fetched",
+    EXIT_LAYOUT_CHANGED: "the site's layout seems to have changed",
+    EXIT_INTERRUPTED: "interrupted before the end",
+}
+
+
+def _sum_prefixed(stats: dict, prefix: str) -> dict[str, int]:
+    return {key[len(prefix) :]: value for key, value in sorted(stats.items()) if key.startswith(prefix)}
+
+
+def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -> dict:
+    """The run report: what a cron operator needs to know about one run."""
+    return {
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": finished.isoformat(timespec="seconds"),
+        "duration_seconds": round((finished - started).total_seconds(), 3),
+        "finish_reason": reason,
+        "home_failed": bool(stats.get("theory/home/failed")),
+        "requests": stats.get("downloader/request_count", 0),
+        "responses": stats.get("downloader/response_count", 0),
+        "listing_pages": stats.get("theory/listing/pages", 0),
+        "article_pages": stats.get("theory/article/pages", 0),
+        "articles_discovered": stats.get("theory/articles/discovered", 0),
+        "written": stats.get("theory/written", 0),
+        "duplicates": {
+            "url": stats.get("theory/duplicates/url", 0),
+            "content": stats.get("theory/duplicates/content", 0),
+        },
+        "rejected": stats.get("theory/rejected", 0),
+        "parse_failures": stats.get("theory/rejected/missing_field", 0) + stats.get("spider_exceptions/count", 0),
+        "http_errors_by_status": {
+            status: count
+            for status, count in _sum_prefixed(stats, "downloader/response_status_count/").items()
+            if not status.startswith(("2", "3"))
+        },
+        "download_errors": stats.get("downloader/exception_count", 0),
+        "retries": stats.get("retry/count", 0),
+        "article_failures": _sum_prefixed(stats, "theory/article/failed/"),
+        "listing_failures": _sum_prefixed(stats, "theory/listing/failed/"),
+        "layout_alarms": _sum_prefixed(stats, "theory/layout/"),
+        "recovered_lines": stats.get("theory/recovered_lines", 0),
+    }
+
+
+def exit_status(report: dict, max_parse_failure_ratio: float) -> int:
+    if report["responses"] == 0 or report["home_failed"]:
+        return EXIT_NOTHING_FETCHED
+    if report["layout_alarms"]:
+        return EXIT_LAYOUT_CHANGED
+    if report["article_pages"] and report["parse_failures"] / report["article_pages"] > max_parse_failure_ratio:
+        return EXIT_LAYOUT_CHANGED
+    if report["finish_reason"] != "finished":
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+class RunReport:
+    """Writes ``<THEORY_DATA_DIR>/runs/<UTC timestamp>.json`` and logs the same summary at the end of a run."""
+
+    def __init__(self, crawler, data_dir: str, max_parse_failure_ratio: float):
+        self.crawler = crawler
+        self.runs_dir = Path(data_dir) / "runs"
+        self.max_parse_failure_ratio = max_parse_failure_ratio
+        self.started = datetime.now(timezone.utc)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        settings = crawler.settings
+        extension = cls(crawler, settings.get("THEORY_DATA_DIR"), settings.getfloat("THEORY_MAX_PARSE_FAILURE_RATIO"))
+        crawler.signals.connect(extension.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
+        return extension
+
+    def spider_opened(self) -> None:
+        self.started = datetime.now(timezone.utc)
+
+    def spider_closed(self, reason: str) -> None:
+        finished = datetime.now(timezone.utc)
+        report = summarize(self.crawler.stats.get_stats(), reason, self.started, finished)
+        status = exit_status(report, self.max_parse_failure_ratio)
+        report["exit_status"] = status
+        report["exit_meaning"] = EXIT_MEANINGS[status]
+        self.crawler.stats.set_value("theory/exit_status", status)
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        path = self.runs_dir / f"{self.started.strftime('%Y%m%dT%H%M%SZ')}.json"
+        temporary = path.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+        level = logging.INFO if status == EXIT_OK else logging.ERROR
+        logger.log(level, "run summary (%s):\n%s", path, format_report(report))
+
+
+def format_report(report: dict) -> str:
+    lines = []
+    for key, value in report.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+        lines.append(f"  {key:<22} {value}")
+    return "\n".join(lines)
+
+
+class ConciseLogFormatter(LogFormatter):
+    """Dropped items are logged by their reason alone: the default dumps the whole article body."""
+
+    def dropped(self, item, exception, response, spider):
+        entry = super().dropped(item, exception, response, spider)
+        entry["msg"] = "Dropped: %(exception)s"
+        return entry

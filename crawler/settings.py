@@ -1,0 +1,53 @@
+"""Scrapy settings of theory-crawler. Every one can be overridden with ``-s NAME=value``."""
+
+BOT_NAME = "theory"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+# Our `crawl` command maps the run's outcome to the documented exit status.
+COMMANDS_MODULE = "crawler.commands"
+
+# --- the project's own settings ---
+# The channel home; the whole crawl follows from it, so a mirror works with only this changed.
+THEORY_BASE_URL = "http://theory.workercn.cn/"
+# articles.jsonl, rejects.jsonl, state.sqlite3, runs/ live here.
+THEORY_DATA_DIR = "data"
+# Runs in which an article may fail (404, 500 after retries, timeout, rejected) before it is given up.
+THEORY_MAX_ATTEMPTS = 3
+# Pagination loops cannot outlast this many listing pages per section.
+THEORY_MAX_LISTING_PAGES = 5000
+# Share of fetched article pages that may fail to parse before the run reports a layout change.
+THEORY_MAX_PARSE_FAILURE_RATIO = 0.2
+# articles.jsonl is fsynced and the state committed after this many items or seconds.
+THEORY_SYNC_ITEMS = 200
+THEORY_SYNC_SECONDS = 2.0
+
+# --- politeness for the live host ---
+USER_AGENT = "Mozilla/5.0 (compatible; theory-crawler/1.0; archival crawler of theory.workercn.cn)"
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 4
+DOWNLOAD_DELAY = 0.5
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+DOWNLOAD_TIMEOUT = 30
+RETRY_ENABLED = True
+RETRY_TIMES = 3
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+REDIRECT_MAX_TIMES = 5
+
+# --- pipelines and extensions ---
+ITEM_PIPELINES = {
+    "crawler.pipelines.ValidationPipeline": 100,
+    "crawler.pipelines.DedupePipeline": 200,
+    "crawler.pipelines.StoragePipeline": 300,
+}
+EXTENSIONS = {
+    "crawler.extensions.RunReport": 500,
+}
+LOG_FORMATTER = "crawler.extensions.ConciseLogFormatter"
+LOG_LEVEL = "INFO"
+LOGSTATS_INTERVAL = 30.0
+
+FEED_EXPORT_ENCODING = "utf-8"

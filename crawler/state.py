@@ -1,0 +1,174 @@
+"""Persistent crawl state: what is known, written or owed, in ``<THEORY_DATA_DIR>/state.sqlite3``.
+
+The JSON Lines output is the record of what was written; this database is its index, plus the
+articles still owed (discovered but not written: new, failed, rejected) and the sections whose
+listing has been walked to the end once. Changes are committed only at the storage pipeline's
+sync points, right after ``articles.jsonl`` is fsynced, together with the file size at that point;
+whatever a crash loses here is recovered from the file's tail on the next run.
+
+Opening the state takes an exclusive lock on the data directory: one run at a time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    article_id   TEXT PRIMARY KEY,
+    url          TEXT NOT NULL,
+    section_id   TEXT,
+    -- pending: owed; claimed: passed dedupe, line being written; written: in articles.jsonl;
+    -- duplicate: same content as an article already written; failed: gave up after too many attempts
+    status       TEXT NOT NULL,
+    content_hash TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    updated_at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_by_status ON articles (status);
+CREATE INDEX IF NOT EXISTS articles_by_content ON articles (content_hash);
+CREATE TABLE IF NOT EXISTS sections (
+    section_id TEXT PRIMARY KEY,
+    walked_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+DONE = ("claimed", "written", "duplicate")
+
+
+class CrawlLocked(RuntimeError):
+    """Another run holds the data directory."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class CrawlState:
+    def __init__(self, data_dir: str | os.PathLike[str]):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.data_dir / ".lock", "a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise CrawlLocked(f"another crawl is running on {self.data_dir.resolve()} (it holds {self._lock.name})")
+        self.db = sqlite3.connect(self.data_dir / "state.sqlite3")
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.executescript(SCHEMA)
+        # A line that was being written when the last run died is either in the file (the storage
+        # pipeline finds it in the tail) or not (then the article is owed again).
+        self.db.execute("UPDATE articles SET status = 'pending' WHERE status = 'claimed'")
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.commit()
+        self.db.close()
+        self._lock.close()
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    # --- articles ---
+
+    def known(self, article_ids: Iterable[str]) -> set[str]:
+        ids = list(article_ids)
+        if not ids:
+            return set()
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(f"SELECT article_id FROM articles WHERE article_id IN ({marks})", ids)
+        return {row[0] for row in rows}
+
+    def add_pending(self, articles: Iterable[tuple[str, str, str | None]]) -> None:
+        """Record newly discovered (article_id, url, section_id); already known ones are left alone."""
+        now = _now()
+        self.db.executemany(
+            "INSERT OR IGNORE INTO articles (article_id, url, section_id, status, updated_at)"
+            " VALUES (?, ?, ?, 'pending', ?)",
+            [(*article, now) for article in articles],
+        )
+
+    def pending(self, sections: Iterable[str] | None = None) -> list[str]:
+        """URLs of the articles still owed, oldest discovery first."""
+        rows = self.db.execute("SELECT url, section_id FROM articles WHERE status = 'pending' ORDER BY rowid")
+        wanted = set(sections) if sections else None
+        return [url for url, section in rows if wanted is None or section in wanted]
+
+    def record_failure(self, article_id: str, url: str, error: str, max_attempts: int) -> bool:
+        """Count a failed attempt; return True when the article is given up (marked failed)."""
+        self.add_pending([(article_id, url, None)])
+        self.db.execute(
+            "UPDATE articles SET attempts = attempts + 1, last_error = ?, updated_at = ?,"
+            " status = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE status END"
+            " WHERE article_id = ? AND status IN ('pending', 'failed')",
+            (error, _now(), max_attempts, article_id),
+        )
+        row = self.db.execute("SELECT status FROM articles WHERE article_id = ?", (article_id,)).fetchone()
+        return row is not None and row[0] == "failed"
+
+    def claim(self, article_id: str, url: str, section_id: str, content_hash: str) -> tuple[str, str] | None:
+        """Reserve an article for writing, unless it or its content is done: then (why, which article)."""
+        row = self.db.execute(
+            f"SELECT status FROM articles WHERE article_id = ? AND status IN {DONE}", (article_id,)
+        ).fetchone()
+        if row:
+            return "url", article_id
+        row = self.db.execute(
+            "SELECT article_id FROM articles WHERE content_hash = ? AND status IN ('claimed', 'written')"
+            " AND article_id != ? LIMIT 1",
+            (content_hash, article_id),
+        ).fetchone()
+        status = "duplicate" if row else "claimed"
+        self.db.execute(
+            "INSERT INTO articles (article_id, url, section_id, status, content_hash, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (article_id) DO UPDATE SET status = excluded.status,"
+            " content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+            (article_id, url, section_id, status, content_hash, _now()),
+        )
+        return ("content", row[0]) if row else None
+
+    def mark_written(self, article_id: str, url: str, section_id: str | None, content_hash: str | None) -> None:
+        self.db.execute(
+            "INSERT INTO articles (article_id, url, section_id, status, content_hash, updated_at)"
+            " VALUES (?, ?, ?, 'written', ?, ?)"
+            " ON CONFLICT (article_id) DO UPDATE SET status = 'written',"
+            " content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+            (article_id, url, section_id, content_hash, _now()),
+        )
+
+    def count(self, status: str) -> int:
+        return self.db.execute("SELECT count(*) FROM articles WHERE status = ?", (status,)).fetchone()[0]
+
+    # --- sections ---
+
+    def section_walked(self, section_id: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM sections WHERE section_id = ?", (section_id,)).fetchone()
+        return row is not None
+
+    def mark_section_walked(self, section_id: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO sections (section_id, walked_at) VALUES (?, ?)", (section_id, _now())
+        )
+
+    # --- output bookkeeping ---
+
+    def synced_size(self, name: str) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (f"synced_size:{name}",)).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_synced_size(self, name: str, size: int) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (f"synced_size:{name}", str(size))
+        )
