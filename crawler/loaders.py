@@ -1,8 +1,8 @@
 """Page parsers and the article loader.
 
 Reading a page (``read_*``) takes a response and returns plain data: which strings sit where.
-All selectors live in ``SELECTORS``; each entry is a list of alternatives tried in order, because
-the real site has more templates than one. Turning those strings into field values is the job of
+All selectors live in ``SELECTORS`` (CSS, or XPath when they start with ``/`` or ``.``); each entry is a
+list of alternatives tried in order, because the real site has more templates than one. Turning those strings into field values is the job of
 the named processors below and of ``ArticleLoader``; they work on plain strings and are tested alone.
 """
 
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from urllib.parse import urlsplit
 
 from itemloaders import ItemLoader
 from itemloaders.processors import Identity, Join, MapCompose, TakeFirst
-from parsel import Selector, SelectorList
+from lxml import etree
+from parsel.csstranslator import css2xpath
 
 from crawler.items import ArticleItem
 from crawler.urls import (
@@ -28,6 +28,9 @@ from crawler.urls import (
     same_host,
     section_of,
 )
+
+# A paragraph of the body; the multi-page navigation block keeps its hidden input in a <p> of its own.
+PARAGRAPHS_XPATH = ".//p[not(.//input[@name='__totalpage'])]"
 
 SELECTORS = {
     # Channel navigation on the home page: the links to each section's first listing page.
@@ -45,10 +48,20 @@ SELECTORS = {
     "total_pages": ["input[name='__totalpage']::attr(value)"],
 }
 
-# A paragraph of the body; the multi-page navigation block keeps its hidden input in a <p> of its own.
-PARAGRAPHS_XPATH = ".//p[not(.//input[@name='__totalpage'])]"
-# Text and line breaks of one paragraph, in document order; comments are not text() nodes.
-PARAGRAPH_PARTS_XPATH = ".//text()[not(ancestor::script) and not(ancestor::style)] | .//br"
+
+def _compile(query: str) -> etree.XPath:
+    return etree.XPath(query if query.startswith(("/", ".")) else css2xpath(query), smart_strings=False)
+
+
+# Compiled once and run on the lxml tree that Scrapy parsed: going through parsel on every call
+# (translate, evaluate, wrap each node in a Selector) cost more than parsing the page itself.
+COMPILED = {name: [_compile(query) for query in queries] for name, queries in SELECTORS.items()}
+TEXT = _compile(".//text()[not(ancestor::script) and not(ancestor::style)]")
+ALL_TEXT = _compile(".//text()")
+PARAGRAPHS = _compile(PARAGRAPHS_XPATH)
+IMAGE_SOURCES = _compile(".//img/@src")
+# Text of the links to a section's first listing page, whether the href is relative or absolute.
+LINKS_TO = _compile(".//a[substring(@href, string-length(@href) - string-length($href) + 1) = $href]//text()")
 
 # A bogus __totalpage must not turn one article into thousands of requests.
 MAX_ARTICLE_PAGES = 100
@@ -126,9 +139,12 @@ def find_editor(text: str) -> str | None:
 
 
 def content_hash(title: str | None, body: str | None) -> str:
-    """Identity of an article's content: equal for a republished copy under another URL."""
-    normalized = unicodedata.normalize("NFKC", f"{title or ''}\n{body or ''}")
-    return hashlib.sha256("".join(normalized.split()).encode("utf-8")).hexdigest()
+    """Identity of an article's content: equal for a republished copy under another URL.
+
+    Whitespace is left out, so a copy that only spaces or breaks its paragraphs differently still matches.
+    """
+    text = f"{title or ''}\n{body or ''}"
+    return hashlib.sha256("".join(text.split()).encode("utf-8")).hexdigest()
 
 
 def published_at(day: str | None, time_of_day: str | None) -> str | None:
@@ -146,21 +162,36 @@ def utc_now_iso() -> str:
 
 
 class ArticleLoader(ItemLoader):
+    # Every field names its processors here, which also keeps itemloaders from looking them up in the
+    # item's field metadata on each value (a measurable share of the parse time otherwise).
     default_item_class = ArticleItem
-    default_input_processor = MapCompose(clean_text)
-    default_output_processor = TakeFirst()
 
     url_in = MapCompose(canonical_article_url)
+    url_out = TakeFirst()
+    article_id_in = MapCompose(clean_text)
+    article_id_out = TakeFirst()
+    section_id_in = MapCompose(clean_text)
+    section_id_out = TakeFirst()
+    section_name_in = MapCompose(clean_text)
+    section_name_out = TakeFirst()
     title_in = MapCompose(clean_text, strip_site_suffix, clean_text)
+    title_out = TakeFirst()
     authors_in = MapCompose(strip_author_label, split_names)
     authors_out = Identity()
     source_in = MapCompose(find_source)
+    source_out = TakeFirst()
     published_date_in = MapCompose(find_date)
+    published_date_out = TakeFirst()
     published_time_in = MapCompose(find_time)
+    published_time_out = TakeFirst()
     editor_in = MapCompose(find_editor)
+    editor_out = TakeFirst()
+    body_in = MapCompose(clean_text)
     body_out = Join("\n")
+    images_in = MapCompose(clean_text)
     images_out = Identity()
     page_count_in = Identity()
+    page_count_out = TakeFirst()
 
     def load_item(self) -> ArticleItem:
         item = super().load_item()
@@ -202,30 +233,38 @@ class ArticlePage:
     total_pages: int = 1
 
 
-def _first(selector: Selector, name: str) -> SelectorList:
-    for query in SELECTORS[name]:
-        found = selector.xpath(query) if query.startswith("/") else selector.css(query)
+def _select(root, name: str) -> list:
+    """Nodes of the first alternative of SELECTORS[name] that finds any."""
+    for query in COMPILED[name]:
+        found = query(root)
         if found:
             return found
-    return SelectorList()
+    return []
 
 
-def _text(selection: SelectorList) -> str:
-    return "".join(selection.xpath(".//text()[not(ancestor::script) and not(ancestor::style)]").getall())
+def _text(node) -> str:
+    return "".join(TEXT(node))
+
+
+def _first_text(root, name: str) -> str:
+    """Text of the first node of the first alternative of SELECTORS[name] that has any text."""
+    for query in COMPILED[name]:
+        found = query(root)
+        if found and (text := _text(found[0])).strip():
+            return text
+    return ""
 
 
 def read_sections(response) -> list[Section]:
     """The sections named in the channel navigation, in order."""
     sections: dict[str, Section] = {}
-    for link in _first(response, "section_links"):
-        href = link.attrib.get("href")
-        if not href:
-            continue
-        url = canonical_listing_url(response.urljoin(href))
+    for link in _select(response.selector.root, "section_links"):
+        href = link.get("href")
+        url = canonical_listing_url(response.urljoin(href)) if href else None
         if not url or not same_host(url, response.url):
             continue
         match = LISTING_PATH.match(urlsplit(url).path)
-        name = clean_text(_text(SelectorList([link])))
+        name = clean_text(_text(link))
         if match["page"] is None and name and match["section"] not in sections:
             sections[match["section"]] = Section(match["section"], name, url)
     return list(sections.values())
@@ -233,54 +272,67 @@ def read_sections(response) -> list[Section]:
 
 def read_listing(response) -> Listing:
     """The article links of a listing page (page 1 URLs, on-site, in order) and its next page."""
+    root = response.selector.root
     article_urls: dict[str, None] = {}
-    for href in _first(response, "listing_links").xpath("@href").getall():
-        url = canonical_article_url(response.urljoin(href))
+    for link in _select(root, "listing_links"):
+        href = link.get("href")
+        url = canonical_article_url(response.urljoin(href)) if href else None
         if url and same_host(url, response.url):
             article_urls[url] = None
-    next_href = _first(response, "next_listing_page").get()
-    next_url = canonical_listing_url(response.urljoin(next_href)) if next_href else None
+    next_hrefs = _select(root, "next_listing_page")
+    next_url = canonical_listing_url(response.urljoin(next_hrefs[0])) if next_hrefs else None
     return Listing(list(article_urls), next_url)
 
 
-def read_paragraphs(body: SelectorList) -> list[str]:
-    """Raw paragraph texts of the body in reading order; a <br> starts a new paragraph."""
+NOT_TEXT = {"script", "style"}
+
+
+def _split_at_breaks(element, paragraphs: list[str], parts: list[str]) -> None:
+    """Append the text under ``element`` to ``parts``; a <br> closes the paragraph so far."""
+    for child in element:
+        tag = child.tag
+        if tag == "br":
+            paragraphs.append("".join(parts))
+            parts.clear()
+        elif isinstance(tag, str) and tag not in NOT_TEXT:  # comments and processing instructions have no str tag
+            if child.text:
+                parts.append(child.text)
+            _split_at_breaks(child, paragraphs, parts)
+        if child.tail:
+            parts.append(child.tail)
+
+
+def read_paragraphs(body) -> list[str]:
+    """Raw paragraph texts of the body element in reading order; a <br> starts a new paragraph."""
     paragraphs: list[str] = []
-    blocks = body.xpath(PARAGRAPHS_XPATH) or body  # a body without <p> is one block of text
-    for block in blocks:
-        parts: list[str] = []
-        for node in block.xpath(PARAGRAPH_PARTS_XPATH):
-            if isinstance(node.root, str):
-                parts.append(node.root)
-            else:
-                paragraphs.append("".join(parts))
-                parts = []
+    for block in PARAGRAPHS(body) or [body]:  # a body without <p> is one block of text
+        parts = [block.text or ""]
+        _split_at_breaks(block, paragraphs, parts)
         paragraphs.append("".join(parts))
     return paragraphs
 
 
 def read_article_page(response) -> ArticlePage:
-    section_id = section_of(response.url)
-    section_href = f"/{section_id}/{section_id}.shtml"
-    section_links = f".//a[substring(@href, string-length(@href) - {len(section_href) - 1}) = '{section_href}']"
-    body = _first(response, "body")[:1]
+    root = response.selector.root
+    bodies = _select(root, "body")
+    body = bodies[0] if bodies else None
     try:
-        total_pages = int(_first(response, "total_pages").get() or 1)
+        total_pages = int((_select(root, "total_pages") or [1])[0])
     except ValueError:
         total_pages = 1
+    signdates = _select(root, "signdate")
+    section_href = "/{0}/{0}.shtml".format(section_of(response.url))
+    breadcrumbs = _select(root, "breadcrumb")
     return ArticlePage(
         url=response.url,
-        # Every candidate, best first: a page without div.ctitle still has its <title>.
-        titles=[_text(found[:1]) for query in SELECTORS["title"] if (found := response.css(query))],
-        author_text=_text(_first(response, "author")[:1]),
-        signdate_texts=_first(response, "signdate")[:1].xpath(".//text()").getall(),
-        editor_text=_text(_first(response, "editor")[:1]),
-        section_names=(
-            _first(response, "breadcrumb").xpath(section_links + "//text()").getall()
-            + response.xpath("/" + section_links[1:] + "//text()").getall()
-        ),
-        paragraphs=read_paragraphs(body),
-        images=[response.urljoin(src) for src in body.xpath(".//img/@src").getall() if src.strip()],
+        titles=[_first_text(root, "title")],
+        author_text=_first_text(root, "author"),
+        signdate_texts=ALL_TEXT(signdates[0]) if signdates else [],
+        editor_text=_first_text(root, "editor"),
+        # The breadcrumb names the section; pages without one still have the channel navigation.
+        section_names=(breadcrumbs and LINKS_TO(breadcrumbs[0], href=section_href)) or LINKS_TO(root, href=section_href),
+        paragraphs=read_paragraphs(body) if body is not None else [],
+        images=[response.urljoin(src) for src in IMAGE_SOURCES(body) if src.strip()] if body is not None else [],
         total_pages=min(max(total_pages, 1), MAX_ARTICLE_PAGES),
     )
 
