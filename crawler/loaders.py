@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from urllib.parse import urlsplit
@@ -141,9 +142,10 @@ def find_editor(text: str) -> str | None:
 def content_hash(title: str | None, body: str | None) -> str:
     """Identity of an article's content: equal for a republished copy under another URL.
 
-    Whitespace is left out, so a copy that only spaces or breaks its paragraphs differently still matches.
+    NFKC folds full-width digits and punctuation into their usual forms and whitespace is left out,
+    so a copy that was re-keyed or re-spaced still matches.
     """
-    text = f"{title or ''}\n{body or ''}"
+    text = unicodedata.normalize("NFKC", f"{title or ''}\n{body or ''}")
     return hashlib.sha256("".join(text.split()).encode("utf-8")).hexdigest()
 
 
