@@ -1,0 +1,379 @@
+"""The loader's processors and the URL grammar, on plain strings.
+
+Expected values follow the field definitions in the mirror's README ("Normalisation rules") and the
+docstrings; each table row is one case, so a failure names the input that broke.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from crawler.loaders import (
+    clean_text,
+    content_hash,
+    find_date,
+    find_editor,
+    find_source,
+    find_time,
+    published_at,
+    split_names,
+    strip_author_label,
+    strip_site_suffix,
+)
+from crawler.urls import (
+    article_id,
+    article_page_url,
+    canonical_article_url,
+    canonical_listing_url,
+    same_host,
+    section_of,
+)
+
+SITE = "http://theory.workercn.cn"
+ARTICLE = f"{SITE}/241/201511/06/151106114633189.shtml"
+
+# --- text -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("抓牢四个着力点", "抓牢四个着力点"),
+        ("　　“三型”党组织建设工作开展以来", "“三型”党组织建设工作开展以来"),  # U+3000 indent
+        ("\xa0\xa0\xa0\xa0李堃带领的班组", "李堃带领的班组"),  # a &nbsp; run
+        ("\u3000\xa0 \t\r\n正文 \u3000", "正文"),
+        ("两个 词", "两个 词"),  # inner whitespace is kept: only the ends are stripped
+        ("", None),
+        ("　", None),  # <p>　</p>
+        ("\xa0", None),  # <p>&nbsp;</p>
+        ("\n\t ", None),
+    ],
+)
+def test_clean_text_strips_every_kind_of_whitespace_and_drops_empty_text(text, expected):
+    assert clean_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "title, expected",
+    [
+        ("抓牢四个着力点加强基层服务型党组织建设-中工网", "抓牢四个着力点加强基层服务型党组织建设"),
+        ("标题 - 中工网 ", "标题"),
+        ("标题_中工网", "标题"),
+        ("标题|中工网", "标题"),
+        ("标题｜中工网", "标题"),
+        ("标题-理论频道-中工网", "标题"),
+        ("2019-2020年工会工作回顾-中工网", "2019-2020年工会工作回顾"),  # a hyphen inside the title stays
+        ("关于新就业形态劳动者权益保障的几点思考", "关于新就业形态劳动者权益保障的几点思考"),  # no suffix
+        ("标题-中工网评论", "标题-中工网评论"),  # 中工网 not at the end is not the suffix
+        ("走进中工网", "走进中工网"),  # no separator: part of the title
+    ],
+)
+def test_strip_site_suffix_removes_only_the_trailing_site_name(title, expected):
+    assert strip_site_suffix(title) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("作者：金述华", "金述华"),  # full-width colon, as on the site
+        ("作者:金述华", "金述华"),  # half-width colon
+        ("作 者：金述华", "金述华"),
+        ("　作者：\xa0金述华", "金述华"),
+        ("文：金述华", "金述华"),
+        ("金述华", "金述华"),  # no label
+        ("作者：", ""),
+        ("周珺　钱昇", "周珺　钱昇"),  # the label is removed, nothing else
+    ],
+)
+def test_strip_author_label(text, expected):
+    assert strip_author_label(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("金述华", ["金述华"]),
+        ("周珺　钱昇", ["周珺", "钱昇"]),  # U+3000
+        ("周珺、钱昇", ["周珺", "钱昇"]),
+        ("周珺、 钱昇", ["周珺", "钱昇"]),
+        ("周珺 钱昇\xa0赵玥", ["周珺", "钱昇", "赵玥"]),
+        ("　周珺　", ["周珺"]),
+        ("阿依古丽·买买提、郑堃", ["阿依古丽·买买提", "郑堃"]),  # · belongs to the name
+        ("", []),
+        ("　", []),
+    ],
+)
+def test_split_names(text, expected):
+    assert split_names(text) == expected
+
+
+# --- signdate, source, editor ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2015-11-05", "2015-11-05"),
+        ("2015-11-05 11:46:33", "2015-11-05"),
+        ("2015/1/5", "2015-01-05"),
+        ("2015.11.05", "2015-11-05"),
+        ("2015年11月5日", "2015-11-05"),
+        ("发布时间：2015-11-05", "2015-11-05"),
+        ("2016-02-29", "2016-02-29"),  # leap day
+        ("2015-02-29", None),  # not a leap year
+        ("2019-02-30", None),
+        ("2015-13-01", None),
+        ("0000-01-01", None),
+        ("2019-02-30 2019-03-01", "2019-03-01"),  # the first *valid* date
+        ("http://theory.workercn.cn", None),  # the first span of div.signdate
+        ("来源：中工网—《工人日报》", None),
+        ("151106114633189", None),  # an article id is not a date
+        ("20151105", None),
+        ("", None),
+    ],
+)
+def test_find_date(text, expected):
+    assert find_date(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2015-11-05 11:46:33", "11:46:33"),
+        ("2019-04-17 08:57:39", "08:57:39"),
+        ("2015-11-05 00:00:00", "00:00:00"),
+        ("2015-11-05 9:05", "09:05:00"),  # seconds default to 0
+        ("2015-11-05\u300011:46:33", "11:46:33"),
+        ("2015-11-05\xa011:46:33", "11:46:33"),
+        ("2015-11-05", None),  # date-only signdate
+        ("2015-11-05 25:00:00", None),
+        ("2015-11-05 23:60:00", None),
+        ("2015-11-05 23:59:60", None),
+        ("11:46:33", None),  # a time without a date
+        ("2019-02-30 10:00:00", None),  # the time of an invalid date
+        ("", None),
+    ],
+)
+def test_find_time(text, expected):
+    assert find_time(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("来源：中工网—《河北工人报》", "中工网—《河北工人报》"),
+        ("来源：工人日报", "工人日报"),
+        ("来源:工人日报", "工人日报"),  # half-width colon
+        ("来源： 工人日报 ", "工人日报"),
+        ("来源：\u3000工人日报\u3000", "工人日报"),
+        ("来源：\xa0《求是》", "《求是》"),
+        ("2015-11-05 来源：中工网", "中工网"),
+        ("来源：", None),
+        ("来源：　", None),
+        ("工人日报", None),  # no label: not recognisably a source
+        ("2015-11-05", None),
+        ("", None),
+    ],
+)
+def test_find_source(text, expected):
+    assert find_source(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("（责任编辑：王某某）", "王某某"),
+        ("(责任编辑:王某某)", "王某某"),  # half-width brackets and colon
+        ("（责任编辑： 刘昇 ）", "刘昇"),
+        ("责任编辑：李赟", "李赟"),
+        ("责任编辑：李赟　", "李赟"),
+        ("（责任编辑：）", None),
+        ("（责任编辑：　）", None),
+        ("编辑推荐", None),
+        ("", None),
+    ],
+)
+def test_find_editor(text, expected):
+    assert find_editor(text) == expected
+
+
+@pytest.mark.parametrize(
+    "day, time_of_day, expected",
+    [
+        ("2015-11-05", "11:46:33", "2015-11-05T11:46:33+08:00"),  # the site shows Beijing time
+        ("2015-11-05", None, "2015-11-05"),
+        (None, None, None),
+        (None, "11:46:33", None),  # a time alone says nothing about when
+    ],
+)
+def test_published_at(day, time_of_day, expected):
+    assert published_at(day, time_of_day) == expected
+
+
+# --- content hash: compared by properties, never by value ---------------------------------------------
+
+TITLE = "抓牢四个着力点加强基层服务型党组织建设"
+BODY = "“三型”党组织建设工作开展以来……\n（作者单位：冀中能源张矿集团宣东矿）"
+
+
+def test_content_hash_is_a_sha256_hex_digest():
+    assert re.fullmatch(r"[0-9a-f]{64}", content_hash(TITLE, BODY))
+
+
+def test_content_hash_is_equal_for_the_same_title_and_body():
+    assert content_hash(TITLE, BODY) == content_hash(TITLE, BODY)
+
+
+@pytest.mark.parametrize(
+    "title, body",
+    [
+        (TITLE, BODY.replace("\n", "\n\n")),  # paragraphs broken differently
+        (f"　{TITLE} ", f"\xa0{BODY}\u3000"),
+        (TITLE, BODY.replace("……", "… …")),
+    ],
+)
+def test_content_hash_ignores_whitespace(title, body):
+    assert content_hash(title, body) == content_hash(TITLE, BODY)
+
+
+@pytest.mark.parametrize(
+    "original, copy",
+    [
+        ("（作者单位：冀中能源张矿集团宣东矿）", "(作者单位:冀中能源张矿集团宣东矿)"),
+        ("2015年11月", "２０１５年１１月"),
+    ],
+    ids=["half-width punctuation", "full-width digits"],
+)
+def test_content_hash_treats_full_and_half_width_forms_alike(original, copy):
+    # The published contract (crawler/schema/article.schema.json, README): "SHA-256 of the title and
+    # body, NFKC-normalized, whitespace removed". A copy re-keyed with other character widths is the same article.
+    assert content_hash(TITLE, f"{BODY}\n{copy}") == content_hash(TITLE, f"{BODY}\n{original}")
+
+
+@pytest.mark.parametrize(
+    "title, body",
+    [
+        (TITLE, BODY + "补充一句。"),
+        (TITLE, BODY.replace("宣东矿", "宣西矿")),
+        ("零容忍党员干部追求低级趣味", BODY),  # same body, other title
+        (TITLE, None),
+        (None, BODY),
+    ],
+)
+def test_content_hash_differs_when_title_or_body_differs(title, body):
+    assert content_hash(title, body) != content_hash(TITLE, BODY)
+
+
+# --- URLs ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        (ARTICLE, ARTICLE),
+        (f"{SITE}/241/201511/06/151106114633189_2.shtml", ARTICLE),  # page 2 -> page 1
+        (f"{SITE}/241/201511/06/151106114633189_10.shtml", ARTICLE),
+        (f"{ARTICLE}?from=list", ARTICLE),
+        (f"{ARTICLE}#comment", ARTICLE),
+        (f"{SITE}/241/201511/06/151106114633189_3.shtml?a=1&b=2#top", ARTICLE),
+        (f"{ARTICLE}?", ARTICLE),
+        ("HTTP://THEORY.WORKERCN.CN/241/201511/06/151106114633189.shtml", ARTICLE),  # scheme and host case
+        (f"  {ARTICLE}\n", ARTICLE),  # whitespace around an href
+        ("http://127.0.0.1:8080/241/201511/06/151106114633189.shtml",
+         "http://127.0.0.1:8080/241/201511/06/151106114633189.shtml"),  # the port stays
+        (f"{SITE}/", None),
+        (f"{SITE}/241/241.shtml", None),  # a listing page
+        (f"{SITE}/241/241_2.shtml", None),
+        (f"{SITE}/241/201511/06/1511061146331.shtml", None),  # id too short
+        (f"{SITE}/241/201511/6/151106114633189.shtml", None),  # one-digit day directory
+        (f"{SITE}/241/201511/06/151106114633189.html", None),
+        (f"{SITE}/241/201511/06/151106114633189_.shtml", None),
+        (f"{SITE}/241/201511/06/151106114633189.shtml/comments", None),
+        (f"{SITE}/upload/images/2015/11/06/U1P4T47D1F1DT20151106114633.jpg", None),
+        ("javascript:void(0);", None),
+    ],
+)
+def test_canonical_article_url(url, expected):
+    assert canonical_article_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        (f"{SITE}/241/241.shtml", f"{SITE}/241/241.shtml"),
+        (f"{SITE}/241/241_2.shtml", f"{SITE}/241/241_2.shtml"),  # listing pages keep their number
+        (f"{SITE}/241/241_3.shtml?page=3#top", f"{SITE}/241/241_3.shtml"),
+        ("HTTP://Theory.Workercn.CN/252/252.shtml", f"{SITE}/252/252.shtml"),
+        (f"{SITE}/241/242.shtml", None),  # the file must repeat the section's number
+        (f"{SITE}/241/", None),
+        (f"{SITE}/", None),
+        (ARTICLE, None),
+    ],
+)
+def test_canonical_listing_url(url, expected):
+    assert canonical_listing_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        (ARTICLE, "151106114633189"),
+        (f"{SITE}/241/201511/06/151106114633189_3.shtml", "151106114633189"),
+        (f"{ARTICLE}?from=list#top", "151106114633189"),
+        (f"{SITE}/241/241.shtml", None),
+        (f"{SITE}/", None),
+    ],
+)
+def test_article_id(url, expected):
+    assert article_id(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        (ARTICLE, "241"),
+        (f"{SITE}/252/201511/04/151104091240517_2.shtml", "252"),
+        (f"{SITE}/253/253.shtml", "253"),
+        (f"{SITE}/253/253_4.shtml", "253"),
+        (f"{SITE}/", None),
+        (f"{SITE}/241/242.shtml", None),
+        (f"{SITE}/css/theory.css", None),
+    ],
+)
+def test_section_of(url, expected):
+    assert section_of(url) == expected
+
+
+@pytest.mark.parametrize(
+    "page, expected",
+    [
+        (1, ARTICLE),
+        (2, f"{SITE}/241/201511/06/151106114633189_2.shtml"),
+        (3, f"{SITE}/241/201511/06/151106114633189_3.shtml"),
+        (12, f"{SITE}/241/201511/06/151106114633189_12.shtml"),
+    ],
+)
+def test_article_page_url(page, expected):
+    assert article_page_url(ARTICLE, page) == expected
+
+
+@pytest.mark.parametrize("page", [2, 3, 12])
+def test_article_page_url_leads_back_to_page_1(page):
+    assert canonical_article_url(article_page_url(ARTICLE, page)) == ARTICLE
+
+
+@pytest.mark.parametrize(
+    "url, other, expected",
+    [
+        (ARTICLE, f"{SITE}/", True),
+        ("HTTP://THEORY.WORKERCN.CN/241/241.shtml", f"{SITE}/", True),
+        ("http://news.workercn.cn/32841/32841.shtml", f"{SITE}/", False),  # a sibling host is off-site
+        ("http://www.workercn.cn/", f"{SITE}/", False),
+        ("http://127.0.0.1:8081/241/241.shtml", "http://127.0.0.1:8080/", False),  # another port, another site
+        ("http://127.0.0.1:8080/241/241.shtml", "http://127.0.0.1:8080/", True),
+    ],
+)
+def test_same_host(url, other, expected):
+    assert same_host(url, other) is expected
