@@ -60,3 +60,9 @@ def article_page_url(page1_url: str, page: int) -> str:
 
 def same_host(url: str, other: str) -> bool:
     return urlsplit(url).netloc.lower() == urlsplit(other).netloc.lower()
+
+
+def rebase(url: str, base_url: str) -> str:
+    """``url`` on the host of ``base_url``: state written against a mirror or an old host stays usable."""
+    parts, base = urlsplit(url), urlsplit(base_url)
+    return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, parts.fragment))

@@ -14,7 +14,7 @@ from twisted.internet.error import TimeoutError as TwistedTimeoutError
 
 from crawler.loaders import ArticlePage, load_article, read_article_page, read_listing, read_sections
 from crawler.state import CrawlLocked, CrawlState
-from crawler.urls import article_id, article_page_url, section_of
+from crawler.urls import article_id, article_page_url, rebase, section_of
 
 # Finish the articles in hand before reading more listing pages: keeps the request queue short.
 HOME_PRIORITY = 100
@@ -66,7 +66,7 @@ class TheorySpider(scrapy.Spider):
         if owed:
             self.logger.info("retrying %d articles owed by earlier runs", len(owed))
         for url in owed:
-            yield self.article_request(url)
+            yield self.article_request(rebase(url, self.base_url))
 
     def article_request(self, url: str, pages: list[ArticlePage] | None = None) -> scrapy.Request:
         pages = pages or []
