@@ -108,13 +108,25 @@ class RunReport:
         report["exit_status"] = status
         report["exit_meaning"] = EXIT_MEANINGS[status]
         self.crawler.stats.set_value("theory/exit_status", status)
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
-        path = self.runs_dir / f"{self.started.strftime('%Y%m%dT%H%M%SZ')}.json"
-        temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        os.replace(temporary, path)
+        path = self.write(report)
         level = logging.INFO if status == EXIT_OK else logging.ERROR
         logger.log(level, "run summary (%s):\n%s", path, format_report(report))
+
+    def write(self, report: dict) -> Path:
+        """Write the report under a name of its own: never over an earlier run's report."""
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        stamp = self.started.strftime("%Y%m%dT%H%M%S.%fZ")
+        temporary = self.runs_dir / f".{stamp}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        for attempt in range(100):
+            path = self.runs_dir / (f"{stamp}.json" if attempt == 0 else f"{stamp}-{attempt}.json")
+            try:
+                os.link(temporary, path)  # fails if the name is taken, unlike a rename
+                break
+            except FileExistsError:
+                continue
+        temporary.unlink()
+        return path
 
 
 def format_report(report: dict) -> str:

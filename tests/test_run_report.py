@@ -1,0 +1,75 @@
+"""The run report and the exit status it implies, on plain stats dictionaries."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import pytest
+
+from crawler.extensions import (
+    EXIT_INTERRUPTED,
+    EXIT_LAYOUT_CHANGED,
+    EXIT_NOTHING_FETCHED,
+    EXIT_OK,
+    RunReport,
+    exit_status,
+    summarize,
+)
+
+STARTED = datetime(2026, 11, 24, 3, 17, tzinfo=timezone.utc)
+HEALTHY = {
+    "downloader/request_count": 40,
+    "downloader/response_count": 40,
+    "downloader/response_status_count/200": 39,
+    "downloader/response_status_count/404": 1,
+    "theory/listing/pages": 6,
+    "theory/article/pages": 32,
+    "theory/written": 30,
+    "theory/article/failed/http_404": 1,
+}
+
+
+def report_for(stats: dict, reason: str = "finished") -> dict:
+    return summarize(stats, reason, STARTED, STARTED + timedelta(seconds=12.5))
+
+
+def test_summary_counts_what_the_stats_say():
+    report = report_for({**HEALTHY, "retry/count": 3, "theory/duplicates/content": 2})
+    assert report["requests"] == 40
+    assert report["written"] == 30
+    assert report["duplicates"] == {"url": 0, "content": 2}
+    assert report["http_errors_by_status"] == {"404": 1}
+    assert report["article_failures"] == {"http_404": 1}
+    assert report["retries"] == 3
+    assert report["duration_seconds"] == 12.5
+
+
+@pytest.mark.parametrize(
+    "stats, reason, status",
+    [
+        (HEALTHY, "finished", EXIT_OK),
+        ({}, "finished", EXIT_NOTHING_FETCHED),
+        ({**HEALTHY, "theory/home/failed": 1}, "finished", EXIT_NOTHING_FETCHED),
+        ({**HEALTHY, "theory/layout/listing_without_links": 1}, "finished", EXIT_LAYOUT_CHANGED),
+        ({**HEALTHY, "theory/layout/no_sections": 1}, "finished", EXIT_LAYOUT_CHANGED),
+        # 7 of 32 article pages unreadable is over the 20 % threshold; 6 is not
+        ({**HEALTHY, "theory/rejected/missing_field": 7}, "finished", EXIT_LAYOUT_CHANGED),
+        ({**HEALTHY, "theory/rejected/missing_field": 4, "spider_exceptions/count": 2}, "finished", EXIT_OK),
+        (HEALTHY, "shutdown", EXIT_INTERRUPTED),
+        ({**HEALTHY, "theory/layout/listing_without_links": 1}, "shutdown", EXIT_LAYOUT_CHANGED),
+    ],
+)
+def test_exit_status(stats, reason, status):
+    assert exit_status(report_for(stats, reason), max_parse_failure_ratio=0.2) == status
+
+
+def test_reports_of_runs_started_in_the_same_instant_do_not_overwrite_each_other(tmp_path):
+    crawler = SimpleNamespace(stats=None)
+    first, second = RunReport(crawler, str(tmp_path), 0.2), RunReport(crawler, str(tmp_path), 0.2)
+    first.started = second.started = STARTED
+    paths = [first.write({"run": 1}), second.write({"run": 2})]
+    assert paths[0] != paths[1]
+    assert [json.loads(path.read_text())["run"] for path in paths] == [1, 2]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(p.name for p in paths)
