@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sys
 
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.exceptions import UsageError
+from twisted.internet.defer import Deferred
 
 from crawler.extensions import EXIT_ERROR, EXIT_LOCKED
+from crawler.state import CrawlLocked
+
+logger = logging.getLogger(__name__)
+
+
+def _quiet_when_locked(crawl: Deferred | asyncio.Future) -> None:
+    """A locked data dir is an expected outcome with its own message, not a traceback."""
+    if isinstance(crawl, Deferred):
+        crawl.addErrback(lambda failure: None if failure.check(CrawlLocked) else failure)
+        return
+
+    def retrieve(task: asyncio.Future) -> None:
+        error = None if task.cancelled() else task.exception()  # marks the exception as seen
+        if error is not None and not isinstance(error, CrawlLocked):
+            logger.error("the crawl could not start", exc_info=error)
+
+    crawl.add_done_callback(retrieve)
 
 
 class Command(ScrapyCrawlCommand):
@@ -15,7 +35,7 @@ class Command(ScrapyCrawlCommand):
         if len(args) != 1:
             raise UsageError("give exactly one spider name")
         crawler = self._create_crawler(args[0])
-        self.crawler_process.crawl(crawler, **opts.spargs)
+        _quiet_when_locked(self.crawler_process.crawl(crawler, **opts.spargs))
         self.crawler_process.start()
         locked = getattr(crawler, "theory_lock_error", None)
         if locked:
@@ -25,6 +45,3 @@ class Command(ScrapyCrawlCommand):
             self.exitcode = EXIT_ERROR
         else:
             self.exitcode = crawler.stats.get_value("theory/exit_status", EXIT_ERROR)
-
-
-
