@@ -24,7 +24,9 @@ THEORY_SYNC_SECONDS = 2.0
 # --- politeness for the live host ---
 USER_AGENT = "Mozilla/5.0 (compatible; theory-crawler/1.0; archival crawler of theory.workercn.cn)"
 ROBOTSTXT_OBEY = True
-CONCURRENT_REQUESTS = 16
+# One host only: the global cap is the per-host cap, and holds even where a Scrapy release
+# lets more than CONCURRENT_REQUESTS_PER_DOMAIN through.
+CONCURRENT_REQUESTS = 4
 CONCURRENT_REQUESTS_PER_DOMAIN = 4
 DOWNLOAD_DELAY = 0.5
 AUTOTHROTTLE_ENABLED = True
