@@ -54,7 +54,12 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
             "content": stats.get("theory/duplicates/content", 0),
         },
         "rejected": stats.get("theory/rejected", 0),
-        "parse_failures": stats.get("theory/rejected/missing_field", 0) + stats.get("spider_exceptions/count", 0),
+        "parse_failures": (
+            stats.get("theory/rejected/missing_field", 0)
+            + stats.get("theory/article/parse_error", 0)
+            + stats.get("theory/article/not_html", 0)
+            + stats.get("spider_exceptions/count", 0)
+        ),
         "http_errors_by_status": {
             status: count
             for status, count in _sum_prefixed(stats, "downloader/response_status_count/").items()

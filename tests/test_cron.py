@@ -452,6 +452,19 @@ def test_persistent_404_is_reported_retried_and_given_up(serve_mirror, www, expe
     assert state_rows(data_dir, gone["article_id"])[:2] == ("failed", max_attempts)
 
 
+def test_timeout_is_reported_and_the_article_stays_owed(serve_mirror, www, expected, tmp_path):
+    slow = single_page_originals(expected, "241")[2]
+    data_dir = tmp_path / "data"
+    server = serve_mirror(www, "--slow", f"{slow['url']}:5")
+    run = crawl(server.url, data_dir, DOWNLOAD_TIMEOUT="1", RETRY_TIMES="1")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.report["article_failures"] == {"timeout": 1}, run.report
+    assert run.report["retries"] >= 1
+    assert slow["url"] in run.stderr
+    assert state_rows(data_dir, slow["article_id"]) == ("pending", 1, "timeout")
+    assert_complete_once(data_dir, expected, missing={slow["article_id"]})
+
+
 # --- 7. SIGTERM -------------------------------------------------------------------------------
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import scrapy
+from scrapy.exceptions import DownloadTimeoutError
 from scrapy.http import TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
-from twisted.internet.error import TimeoutError as TwistedTimeoutError
 
 from crawler.loaders import ArticlePage, load_article, read_article_page, read_listing, read_sections
 from crawler.state import CrawlLocked, CrawlState
@@ -26,7 +26,7 @@ LISTING_PRIORITY = 0
 def failure_reason(failure) -> str:
     if failure.check(HttpError):
         return f"http_{failure.value.response.status}"
-    if failure.check(TwistedTimeoutError):
+    if failure.check(DownloadTimeoutError):
         return "timeout"
     return failure.type.__name__
 
@@ -150,7 +150,13 @@ class TheorySpider(scrapy.Spider):
             stats.inc_value("theory/article/not_html")
             self.state.record_failure(article_id(url), url, "not_html", self.max_attempts)
             return
-        page = read_article_page(response)
+        try:
+            page = read_article_page(response)
+        except Exception:  # a page no reader expected must not stop the crawl, only this article
+            self.logger.exception("article page %s could not be read", response.url)
+            stats.inc_value("theory/article/parse_error")
+            self.state.record_failure(article_id(url), url, "parse_error", self.max_attempts)
+            return
         if not pages:
             page.url = url  # a redirect does not change which article the listing linked
         pages = [*pages, page]
