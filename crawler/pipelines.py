@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from itemadapter import ItemAdapter
-from jsonschema import Draft202012Validator
+import fastjsonschema
 from scrapy.exceptions import DropItem
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,8 @@ class ValidationPipeline(_StatePipeline):
     def __init__(self, crawler, data_dir: str, max_attempts: int):
         super().__init__(crawler, data_dir)
         self.max_attempts = max_attempts
-        self.validator = Draft202012Validator(load_schema())
+        # Compiled to Python once: an order of magnitude faster per item than an interpreting validator.
+        self.validate_schema = fastjsonschema.compile(load_schema())
         self.rejects: JsonLinesFile | None = None
 
     @classmethod
@@ -103,9 +104,10 @@ class ValidationPipeline(_StatePipeline):
                 date.fromisoformat(record["published_date"])
             except ValueError:
                 problems.append(f"unparseable published_date {record['published_date']!r}")
-        for error in self.validator.iter_errors(record):
-            where = "/".join(str(part) for part in error.absolute_path) or "item"
-            problems.append(f"schema: {where}: {error.message}")
+        try:
+            self.validate_schema(record)
+        except fastjsonschema.JsonSchemaValueException as error:
+            problems.append(f"schema: {error.message}")
         return problems
 
     def process_item(self, item):

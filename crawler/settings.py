@@ -39,6 +39,10 @@ RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 REDIRECT_MAX_TIMES = 5
 
+# Scrapy starts this many asyncio tasks for the output of every response; a callback here yields one
+# item or a page of links, and the pipelines are synchronous, so 100 (the default) is pure overhead.
+CONCURRENT_ITEMS = 8
+
 # --- pipelines and extensions ---
 ITEM_PIPELINES = {
     "crawler.pipelines.ValidationPipeline": 100,
