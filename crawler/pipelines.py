@@ -111,7 +111,7 @@ class ValidationPipeline(_StatePipeline):
         return problems
 
     def process_item(self, item):
-        record = ItemAdapter(item).asdict()
+        record = dict(ItemAdapter(item))  # shallow: the values are already JSON types
         problems = self.problems(record)
         if not problems:
             return item
@@ -215,7 +215,7 @@ class StoragePipeline(_StatePipeline):
         self.last_sync = time.monotonic()
 
     def process_item(self, item):
-        record = ItemAdapter(item).asdict()
+        record = dict(ItemAdapter(item))  # shallow: the values are already JSON types
         self.out.append(record)
         self.state.mark_written(record["article_id"], record["url"], record["section_id"], record["content_hash"])
         self.stats.inc_value("theory/written")
