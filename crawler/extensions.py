@@ -144,7 +144,22 @@ def format_report(report: dict) -> str:
 
 
 class ConciseLogFormatter(LogFormatter):
-    """Dropped items are logged by their reason alone: the default dumps the whole article body."""
+    """Dropped items are logged by their reason alone (the default dumps the whole article body), and the
+    per-page "Crawled"/"Scraped" debug records are not even built unless LOG_LEVEL is DEBUG."""
+
+    def __init__(self, debug: bool = True):
+        self.debug = debug
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        level = crawler.settings.get("LOG_LEVEL")
+        return cls(debug=(logging.getLevelName(level) if isinstance(level, str) else level) <= logging.DEBUG)
+
+    def crawled(self, request, response, spider):
+        return super().crawled(request, response, spider) if self.debug else None
+
+    def scraped(self, item, response, spider):
+        return super().scraped(item, response, spider) if self.debug else None
 
     def dropped(self, item, exception, response, spider):
         entry = super().dropped(item, exception, response, spider)

@@ -43,6 +43,13 @@ REDIRECT_MAX_TIMES = 5
 # item or a page of links, and the pipelines are synchronous, so 100 (the default) is pure overhead.
 CONCURRENT_ITEMS = 8
 
+# Every followed URL comes from the channel's own URL grammar (crawler/urls.py), so neither depth
+# accounting nor a URL length check has anything to catch, and both cost time on every request.
+SPIDER_MIDDLEWARES = {
+    "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
+    "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": None,
+}
+
 # --- pipelines and extensions ---
 ITEM_PIPELINES = {
     "crawler.pipelines.ValidationPipeline": 100,

@@ -148,9 +148,6 @@ class CrawlState:
             (article_id, url, section_id, content_hash, _now()),
         )
 
-    def count(self, status: str) -> int:
-        return self.db.execute("SELECT count(*) FROM articles WHERE status = ?", (status,)).fetchone()[0]
-
     # --- sections ---
 
     def section_walked(self, section_id: str) -> bool:
