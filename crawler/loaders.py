@@ -225,7 +225,7 @@ class ArticlePage:
     """What one page of an article contributes, as raw strings (no Response, so it can travel in cb_kwargs)."""
 
     url: str
-    titles: list[str] = field(default_factory=list)
+    title_text: str = ""
     author_text: str = ""
     signdate_texts: list[str] = field(default_factory=list)
     editor_text: str = ""
@@ -327,7 +327,7 @@ def read_article_page(response) -> ArticlePage:
     breadcrumbs = _select(root, "breadcrumb")
     return ArticlePage(
         url=response.url,
-        titles=[_first_text(root, "title")],
+        title_text=_first_text(root, "title"),
         author_text=_first_text(root, "author"),
         signdate_texts=ALL_TEXT(signdates[0]) if signdates else [],
         editor_text=_first_text(root, "editor"),
@@ -350,7 +350,7 @@ def load_article(pages: list[ArticlePage], section_name_fallback: str | None = N
     loader.add_value("article_id", article_id(first.url))
     loader.add_value("section_id", section_of(first.url))
     loader.add_value("section_name", [*first.section_names, *filter(None, [section_name_fallback])])
-    loader.add_value("title", first.titles)
+    loader.add_value("title", first.title_text)
     loader.add_value("authors", first.author_text)
     loader.add_value("source", first.signdate_texts)
     loader.add_value("published_date", first.signdate_texts)
