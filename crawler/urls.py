@@ -39,6 +39,13 @@ def canonical_listing_url(url: str) -> str | None:
     return canonicalize_url(urlunsplit((scheme, netloc, path, "", "")))
 
 
+def listing_page_number(url: str) -> int | None:
+    match = LISTING_PATH.match(urlsplit(url).path)
+    if not match:
+        return None
+    return int(match["page"] or 1)
+
+
 def article_id(url: str) -> str | None:
     match = ARTICLE_PATH.match(urlsplit(url).path)
     return match["id"] if match else None

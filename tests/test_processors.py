@@ -27,6 +27,8 @@ from crawler.urls import (
     article_page_url,
     canonical_article_url,
     canonical_listing_url,
+    listing_page_number,
+    rebase,
     same_host,
     section_of,
 )
@@ -357,6 +359,31 @@ def test_section_of(url, expected):
 )
 def test_article_page_url(page, expected):
     assert article_page_url(ARTICLE, page) == expected
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        (f"{SITE}/241/241.shtml", 1),
+        (f"{SITE}/241/241_2.shtml", 2),
+        (f"{SITE}/241/241_15.shtml?page=3", 15),
+        (f"{SITE}/241/242_2.shtml", None),  # another section's number in the file name: not a listing
+        (ARTICLE, None),
+    ],
+)
+def test_listing_page_number(url, expected):
+    assert listing_page_number(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url, base, expected",
+    [
+        ("http://127.0.0.1:8000/241/201511/06/151106114633189.shtml", f"{SITE}/", ARTICLE),
+        (ARTICLE, "http://127.0.0.1:9/", "http://127.0.0.1:9/241/201511/06/151106114633189.shtml"),
+    ],
+)
+def test_rebase_moves_a_url_to_the_base_host(url, base, expected):
+    assert rebase(url, base) == expected
 
 
 @pytest.mark.parametrize("page", [2, 3, 12])

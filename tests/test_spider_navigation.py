@@ -95,6 +95,15 @@ def test_a_page_repeating_the_one_before_ends_the_section(spider):
     followed, listings = route(spider, listing_page("241", 4, paths, "241_5.shtml"), page=4, previous_urls=previous)
     assert followed == [] and listings == []
     assert spider.crawler.stats.get_value("theory/listing/repeated_page") == 1
+    assert spider.state.section_walked("241")  # the end: later runs may stop early
+
+
+@pytest.mark.parametrize("back_to", ["241.shtml", "241_2.shtml", "241_3.shtml"])
+def test_a_next_link_leading_back_ends_the_section(spider, back_to):
+    followed, listings = route(spider, listing_page("241", 3, articles("241", 1, 3), back_to), page=3)
+    assert len(followed) == 3 and listings == []
+    assert spider.crawler.stats.get_value("theory/listing/pagination_loop") == 1
+    assert spider.state.section_walked("241")
 
 
 def test_the_page_cap_ends_the_section(spider):

@@ -14,7 +14,7 @@ from scrapy.spidermiddlewares.httperror import HttpError
 
 from crawler.loaders import ArticlePage, load_article, read_article_page, read_listing, read_sections
 from crawler.state import CrawlLocked, CrawlState
-from crawler.urls import article_id, article_page_url, rebase, section_of
+from crawler.urls import article_id, article_page_url, listing_page_number, rebase, section_of
 
 # Finish the articles in hand before reading more listing pages: keeps the request queue short.
 HOME_PRIORITY = 100
@@ -113,6 +113,7 @@ class TheorySpider(scrapy.Spider):
         if tuple(listing.article_urls) == previous_urls:
             self.logger.warning("listing page %s repeats the page before it; section %s ends here", response.url, section_id)
             stats.inc_value("theory/listing/repeated_page")
+            self.state.mark_section_walked(section_id)
             return
         ids = {article_id(url): url for url in listing.article_urls}
         known = self.state.known(ids)
@@ -122,7 +123,14 @@ class TheorySpider(scrapy.Spider):
         for url in new:
             yield self.article_request(url)
 
-        if not listing.next_page_url:
+        next_page_url = listing.next_page_url
+        if next_page_url and (listing_page_number(next_page_url) or 0) <= (listing_page_number(response.url) or 0):
+            # The last page of some listings links back to an earlier one: that is the end, not a page to fetch.
+            self.logger.warning("listing page %s: 下一页 leads back to %s; section %s ends here", response.url, next_page_url, section_id)
+            stats.inc_value("theory/listing/pagination_loop")
+            next_page_url = None
+
+        if not next_page_url:
             self.state.mark_section_walked(section_id)
             self.logger.info("section %s: last listing page is %d", section_id, page)
         elif page >= self.max_listing_pages:
@@ -130,7 +138,7 @@ class TheorySpider(scrapy.Spider):
             stats.inc_value("theory/listing/page_cap_reached")
         elif new or self.full or not self.state.section_walked(section_id):
             yield response.follow(
-                listing.next_page_url,
+                next_page_url,
                 self.parse_listing,
                 errback=self.listing_failed,
                 cb_kwargs={"section_id": section_id, "page": page + 1, "previous_urls": tuple(listing.article_urls)},
