@@ -31,7 +31,7 @@ EXIT_MEANINGS = {
 }
 
 
-def _sum_prefixed(stats: dict, prefix: str) -> dict[str, int]:
+def _with_prefix(stats: dict, prefix: str) -> dict[str, int]:
     return {key[len(prefix) :]: value for key, value in sorted(stats.items()) if key.startswith(prefix)}
 
 
@@ -62,14 +62,14 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
         ),
         "http_errors_by_status": {
             status: count
-            for status, count in _sum_prefixed(stats, "downloader/response_status_count/").items()
+            for status, count in _with_prefix(stats, "downloader/response_status_count/").items()
             if not status.startswith(("2", "3"))
         },
         "download_errors": stats.get("downloader/exception_count", 0),
         "retries": stats.get("retry/count", 0),
-        "article_failures": _sum_prefixed(stats, "theory/article/failed/"),
-        "listing_failures": _sum_prefixed(stats, "theory/listing/failed/"),
-        "layout_alarms": _sum_prefixed(stats, "theory/layout/"),
+        "article_failures": _with_prefix(stats, "theory/article/failed/"),
+        "listing_failures": _with_prefix(stats, "theory/listing/failed/"),
+        "layout_alarms": _with_prefix(stats, "theory/layout/"),
         "recovered_lines": stats.get("theory/recovered_lines", 0),
     }
 

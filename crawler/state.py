@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
-DONE = ("claimed", "written", "duplicate")
+# Statuses of an article that needs no more fetching, as an SQL list.
+DONE = "('claimed', 'written', 'duplicate')"
 
 
 class CrawlLocked(RuntimeError):
