@@ -227,7 +227,7 @@ def crawl(site: Path, mirror: Path, data_dir: Path, run_dir: Path, label: str) -
     before = set(runs.glob("*.json")) if runs.exists() else set()
     command = [
         sys.executable, "-m", "scrapy", "crawl", "theory",
-        *settings_args({**FAST, "THEORY_BASE_URL": server.url, "THEORY_DATA_DIR": str(data_dir)}),
+        *settings_args({**FAST, "THEORY_BASE_URL": server.url, "THEORY_CHANNEL_URL": "", "THEORY_DATA_DIR": str(data_dir)}),
     ]
     try:
         measured = run_measured(command, REPO, run_dir / f"{label}.log")
@@ -371,7 +371,8 @@ def parse_bench(mirror: Path, base_url: str, sample: int, rounds: int) -> dict:
 
     import gne
     import trafilatura
-    from crawler.loaders import load_article, read_article_page
+    from crawler.loaders import load_article
+    from crawler.readers.legacy import read_article_page
 
     for name in ("trafilatura", "htmldate", "courlan", "justext", "readability"):
         logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_ERROR = 1  # Scrapy could not start the crawl, or it crashed
 EXIT_LOCKED = 3  # another run holds the data directory
-EXIT_NOTHING_FETCHED = 4  # the channel home or every request failed
+EXIT_NOTHING_FETCHED = 4  # a site's start page, or every request, failed
 EXIT_LAYOUT_CHANGED = 5  # pages came back but could not be read
 EXIT_INTERRUPTED = 6  # stopped before the end (SIGINT/SIGTERM, or another close reason)
 
@@ -42,10 +42,12 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
         "finished_at": finished.isoformat(timespec="seconds"),
         "duration_seconds": round((finished - started).total_seconds(), 3),
         "finish_reason": reason,
-        "home_failed": bool(stats.get("theory/home/failed")),
+        # site ("legacy", "current") -> why its start page failed; that site was not crawled
+        "start_failures": _with_prefix(stats, "theory/start_failed/"),
         "requests": stats.get("downloader/request_count", 0),
         "responses": stats.get("downloader/response_count", 0),
         "listing_pages": stats.get("theory/listing/pages", 0),
+        "feed_pages": stats.get("theory/feed/pages", 0),
         "article_pages": stats.get("theory/article/pages", 0),
         "articles_discovered": stats.get("theory/articles/discovered", 0),
         "written": stats.get("theory/written", 0),
@@ -69,13 +71,17 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
         "retries": stats.get("retry/count", 0),
         "article_failures": _with_prefix(stats, "theory/article/failed/"),
         "listing_failures": _with_prefix(stats, "theory/listing/failed/"),
+        "feed_failures": {
+            **_with_prefix(stats, "theory/feed/failed/"),
+            **({"malformed": stats["theory/feed/malformed"]} if stats.get("theory/feed/malformed") else {}),
+        },
         "layout_alarms": _with_prefix(stats, "theory/layout/"),
         "recovered_lines": stats.get("theory/recovered_lines", 0),
     }
 
 
 def exit_status(report: dict, max_parse_failure_ratio: float) -> int:
-    if report["responses"] == 0 or report["home_failed"]:
+    if report["responses"] == 0 or report["start_failures"]:
         return EXIT_NOTHING_FETCHED
     if report["layout_alarms"]:
         return EXIT_LAYOUT_CHANGED

@@ -7,13 +7,20 @@ NEWSPIDER_MODULE = "crawler.spiders"
 COMMANDS_MODULE = "crawler.commands"
 
 # --- the project's own settings ---
-# The channel home; the whole crawl follows from it, so a mirror works with only this changed.
+# The two sites of the channel; the crawl of each follows from its URL, so a mirror works with only
+# that changed. An empty value leaves that site out.
+# The legacy CMS's channel home (2014–2020).
 THEORY_BASE_URL = "http://theory.workercn.cn/"
+# The current CMS's channel page (2021–).
+THEORY_CHANNEL_URL = "https://www.workercn.cn/theory/"
+# The current channel's JSON feed pages, on the channel's host: {channel} is the channel page's
+# directory (theory), {page} counts from 1.
+THEORY_FEED_PATH = "/json/{channel}/index_{page}.json"
 # articles.jsonl, rejects.jsonl, state.sqlite3, runs/ live here.
 THEORY_DATA_DIR = "data"
 # Runs in which an article may fail (404, 500 after retries, timeout, rejected) before it is given up.
 THEORY_MAX_ATTEMPTS = 3
-# Pagination loops cannot outlast this many listing pages per section.
+# Pagination loops cannot outlast this many listing pages per section, or feed pages.
 THEORY_MAX_LISTING_PAGES = 5000
 # Share of fetched article pages that may fail to parse before the run reports a layout change.
 THEORY_MAX_PARSE_FAILURE_RATIO = 0.2

@@ -390,7 +390,7 @@ def test_nothing_fetched_exits_4(serve_mirror, tmp_path):
     run = crawl(url, data_dir)
     assert run.returncode == 4, run.stderr[-3000:]
     report = run.report
-    assert report["exit_status"] == 4 and report["home_failed"] is True
+    assert report["exit_status"] == 4 and report["start_failures"] == {"legacy": "connection_refused"}
     assert report["responses"] == 0 and report["written"] == 0
     assert line_count(data_dir / ARTICLES) == 0
 

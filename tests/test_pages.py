@@ -18,7 +18,8 @@ from itemadapter import ItemAdapter
 from jsonschema import Draft7Validator
 from scrapy.http import HtmlResponse
 
-from crawler.loaders import load_article, read_article_page, read_listing, read_sections
+from crawler.loaders import load_article
+from crawler.readers.legacy import read_article_page, read_listing, read_sections
 from crawler.pipelines import load_schema
 
 PAGES = Path(__file__).parent / "fixtures" / "pages"

@@ -11,7 +11,7 @@ from scrapy.exceptions import DropItem
 from scrapy.utils.test import get_crawler
 
 from crawler.items import ArticleItem
-from crawler.loaders import content_hash
+from crawler.processors import content_hash
 from crawler.pipelines import DedupePipeline, StoragePipeline, ValidationPipeline
 from crawler.state import CrawlState
 

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from crawler.loaders import (
+from crawler.processors import (
     clean_text,
     content_hash,
     find_date,

@@ -44,6 +44,12 @@ def test_summary_counts_what_the_stats_say():
     assert report["article_failures"] == {"http_404": 1}
     assert report["retries"] == 3
     assert report["duration_seconds"] == 12.5
+    assert report["start_failures"] == {}
+
+
+def test_summary_names_the_site_whose_start_page_failed():
+    report = report_for({**HEALTHY, "theory/start_failed/legacy": "connection_refused"})
+    assert report["start_failures"] == {"legacy": "connection_refused"}
 
 
 @pytest.mark.parametrize(
@@ -51,7 +57,10 @@ def test_summary_counts_what_the_stats_say():
     [
         (HEALTHY, "finished", EXIT_OK),
         ({}, "finished", EXIT_NOTHING_FETCHED),
-        ({**HEALTHY, "theory/home/failed": 1}, "finished", EXIT_NOTHING_FETCHED),
+        ({**HEALTHY, "theory/start_failed/legacy": "http_404"}, "finished", EXIT_NOTHING_FETCHED),
+        ({**HEALTHY, "theory/start_failed/current": "connection_refused"}, "finished", EXIT_NOTHING_FETCHED),
+        ({**HEALTHY, "theory/layout/channel_without_links": 1}, "finished", EXIT_LAYOUT_CHANGED),
+        ({**HEALTHY, "theory/layout/feed_without_links": 1}, "finished", EXIT_LAYOUT_CHANGED),
         ({**HEALTHY, "theory/layout/listing_without_links": 1}, "finished", EXIT_LAYOUT_CHANGED),
         ({**HEALTHY, "theory/layout/no_sections": 1}, "finished", EXIT_LAYOUT_CHANGED),
         # 7 of 32 article pages unreadable is over the 20 % threshold; 6 is not

@@ -57,6 +57,7 @@ def run_spider(base_url: str, data_dir: Path):
         {
             **PROJECT_SETTINGS,
             "THEORY_BASE_URL": base_url,
+            "THEORY_CHANNEL_URL": "",
             "THEORY_DATA_DIR": str(data_dir),
             # Politeness is for the live host; against 127.0.0.1 it only slows the test down.
             "AUTOTHROTTLE_ENABLED": False,

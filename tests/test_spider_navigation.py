@@ -30,7 +30,7 @@ def articles(section: str, first: int, count: int) -> list[str]:
 def spider(tmp_path):
     crawler = get_crawler(
         TheorySpider,
-        {"THEORY_BASE_URL": BASE, "THEORY_DATA_DIR": str(tmp_path), "THEORY_MAX_ATTEMPTS": 3, "THEORY_MAX_LISTING_PAGES": 5},
+        {"THEORY_BASE_URL": BASE, "THEORY_CHANNEL_URL": "", "THEORY_DATA_DIR": str(tmp_path), "THEORY_MAX_ATTEMPTS": 3, "THEORY_MAX_LISTING_PAGES": 5},
     )
     spider = TheorySpider.from_crawler(crawler, full="0")
     crawler.spider = spider

@@ -1,33 +1,66 @@
-"""Navigation of the theory channel: home -> section listings (paged) -> articles (paged).
+"""Navigation of the theory channel on both of its sites.
 
-Which URLs to follow is decided here; what a page says is read by ``crawler.loaders``.
+Legacy host (2014–2020):  home -> section listings (paged by 下一页) -> articles (paged)
+Current CMS (2021–):      channel page -> JSON feed pages index_1, index_2, ... -> articles
+
+Which URLs to follow is decided here; what a page says is read by ``crawler.readers``.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from urllib.parse import urlsplit
 
 import scrapy
-from scrapy.exceptions import DownloadTimeoutError
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadConnectionRefusedError,
+    DownloadTimeoutError,
+    ResponseDataLossError,
+)
 from scrapy.http import TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 
-from crawler.loaders import ArticlePage, load_article, read_article_page, read_listing, read_sections
+from crawler.loaders import ArticlePage, load_article
+from crawler.readers import current, legacy
 from crawler.state import CrawlLocked, CrawlState
-from crawler.urls import article_id, article_page_url, listing_page_number, rebase, section_of
+from crawler.urls import (
+    CURRENT,
+    LEGACY,
+    article_id,
+    article_page_url,
+    channel_of,
+    feed_page_url,
+    layout_of,
+    listing_page_number,
+    rebase,
+    section_of,
+)
 
 # Finish the articles in hand before reading more listing pages: keeps the request queue short.
-HOME_PRIORITY = 100
+START_PRIORITY = 100
 ARTICLE_NEXT_PAGE_PRIORITY = 20
 ARTICLE_PRIORITY = 10
 LISTING_PRIORITY = 0
+# A feed that answers with something other than JSON this many pages in a row has ended for this run.
+MAX_MALFORMED_FEED_PAGES = 3
+
+
+# Short names of Scrapy's download errors, for log lines, stats and the state's last_error.
+DOWNLOAD_ERRORS = {
+    DownloadTimeoutError: "timeout",
+    DownloadConnectionRefusedError: "connection_refused",
+    CannotResolveHostError: "dns_lookup_failed",
+    ResponseDataLossError: "data_loss",
+}
 
 
 def failure_reason(failure) -> str:
     if failure.check(HttpError):
         return f"http_{failure.value.response.status}"
-    if failure.check(DownloadTimeoutError):
-        return "timeout"
+    for error, reason in DOWNLOAD_ERRORS.items():
+        if failure.check(error):
+            return reason
     return failure.type.__name__
 
 
@@ -38,14 +71,24 @@ class TheorySpider(scrapy.Spider):
         super().__init__(*args, **kwargs)
         self.only_sections = [s.strip() for s in sections.split(",") if s.strip()] if sections else None
         self.full = str(full or "").lower() in ("1", "true", "yes")
-        self.section_names: dict[str, str] = {}
+        self.section_names: dict[str, str] = {}  # legacy section ids and the current channel's id -> names
+        self.feed_seen: set[str] = set()
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
         spider = super().from_crawler(crawler, *args, **kwargs)
         settings = crawler.settings
-        spider.base_url = settings.get("THEORY_BASE_URL")
-        spider.allowed_domains = [urlsplit(spider.base_url).hostname]
+        # An empty URL leaves that site out of the run.
+        spider.base_url = settings.get("THEORY_BASE_URL") or ""
+        spider.channel_url = settings.get("THEORY_CHANNEL_URL") or ""
+        spider.feed_path = settings.get("THEORY_FEED_PATH")
+        spider.channel_id = channel_of(spider.channel_url) if spider.channel_url else None
+        spider.start_urls_by_site = {LEGACY: spider.base_url, CURRENT: spider.channel_url}
+        spider.allowed_domains = [urlsplit(url).hostname for url in spider.start_urls_by_site.values() if url]
+        spider.read_article_page = {
+            LEGACY: legacy.read_article_page,
+            CURRENT: partial(current.read_article_page, channel_path=urlsplit(spider.channel_url).path or "/"),
+        }
         spider.max_attempts = settings.getint("THEORY_MAX_ATTEMPTS")
         spider.max_listing_pages = settings.getint("THEORY_MAX_LISTING_PAGES")
         # Taken before anything is fetched or written: a second run on the same data dir stops here.
@@ -60,13 +103,28 @@ class TheorySpider(scrapy.Spider):
     def close_state(self) -> None:
         self.state.close()
 
+    def wanted(self, section_id: str | None) -> bool:
+        return self.only_sections is None or section_id in self.only_sections
+
+    def section_id_of(self, url: str) -> str | None:
+        """A legacy article's section is in its URL; a current one belongs to the channel that lists it."""
+        return section_of(url) or self.channel_id
+
     async def start(self):
-        yield scrapy.Request(self.base_url, self.parse_home, errback=self.home_failed, priority=HOME_PRIORITY)
-        owed = self.state.pending(self.only_sections)
+        if self.base_url:
+            yield self.start_request(LEGACY, self.parse_home)
+        if self.channel_url and self.wanted(self.channel_id):
+            yield self.start_request(CURRENT, self.parse_channel)
+        owed = [url for url in self.state.pending(self.only_sections) if self.start_urls_by_site.get(layout_of(url))]
         if owed:
             self.logger.info("retrying %d articles owed by earlier runs", len(owed))
         for url in owed:
-            yield self.article_request(rebase(url, self.base_url))
+            yield self.article_request(rebase(url, self.start_urls_by_site[layout_of(url)]))
+
+    def start_request(self, site: str, callback) -> scrapy.Request:
+        return scrapy.Request(
+            self.start_urls_by_site[site], callback, errback=self.start_failed, priority=START_PRIORITY, meta={"site": site}
+        )
 
     def article_request(self, url: str, pages: list[ArticlePage] | None = None) -> scrapy.Request:
         pages = pages or []
@@ -79,33 +137,45 @@ class TheorySpider(scrapy.Spider):
             meta={"article_url": url},
         )
 
-    # --- home and listings ---
+    def discover(self, urls: list[str]):
+        """Record the articles among ``urls`` not known yet and request them; returns the new ones."""
+        ids = {article_id(url): url for url in urls}
+        known = self.state.known(ids)
+        new = [url for id_, url in ids.items() if id_ not in known]
+        self.state.add_pending((article_id(url), url, self.section_id_of(url)) for url in new)
+        self.crawler.stats.inc_value("theory/articles/discovered", len(new))
+        return new, [self.article_request(url) for url in new]
+
+    # --- legacy site: home and section listings ---
 
     def parse_home(self, response):
-        sections = read_sections(response) if isinstance(response, TextResponse) else []
-        self.section_names = {section.id: section.name for section in sections}
+        sections = legacy.read_sections(response) if isinstance(response, TextResponse) else []
+        self.section_names.update((section.id, section.name) for section in sections)
         if self.only_sections:
-            unknown = set(self.only_sections) - set(self.section_names)
+            unknown = set(self.only_sections) - set(self.section_names) - {self.channel_id}
             if unknown:
                 self.logger.error("sections %s are not in the channel navigation", ", ".join(sorted(unknown)))
                 self.crawler.stats.inc_value("theory/layout/unknown_section", len(unknown))
-            sections = [section for section in sections if section.id in self.only_sections]
-        if not sections:
+            sections = [section for section in sections if self.wanted(section.id)]
+        if not sections and not (self.only_sections and self.channel_id in self.only_sections):
             self.logger.error("layout changed? no section links on the channel home %s", response.url)
             self.crawler.stats.inc_value("theory/layout/no_sections")
         for section in sections:
-            yield response.follow(
-                section.url,
-                self.parse_listing,
-                errback=self.listing_failed,
-                cb_kwargs={"section_id": section.id, "page": 1, "previous_urls": ()},
-                priority=LISTING_PRIORITY,
-            )
+            yield self.listing_request(response.urljoin(section.url), section.id, 1, ())
+
+    def listing_request(self, url: str, section_id: str, page: int, previous_urls: tuple[str, ...]) -> scrapy.Request:
+        return scrapy.Request(
+            url,
+            self.parse_listing,
+            errback=self.listing_failed,
+            cb_kwargs={"section_id": section_id, "page": page, "previous_urls": previous_urls},
+            priority=LISTING_PRIORITY,
+        )
 
     def parse_listing(self, response, section_id: str, page: int, previous_urls: tuple[str, ...]):
         stats = self.crawler.stats
         stats.inc_value("theory/listing/pages")
-        listing = read_listing(response) if isinstance(response, TextResponse) else None
+        listing = legacy.read_listing(response) if isinstance(response, TextResponse) else None
         if not listing or not listing.article_urls:
             self.logger.error("layout changed? listing page %s has no article link", response.url)
             stats.inc_value("theory/layout/listing_without_links")
@@ -115,13 +185,8 @@ class TheorySpider(scrapy.Spider):
             stats.inc_value("theory/listing/repeated_page")
             self.state.mark_section_walked(section_id)
             return
-        ids = {article_id(url): url for url in listing.article_urls}
-        known = self.state.known(ids)
-        new = [url for id_, url in ids.items() if id_ not in known]
-        self.state.add_pending((article_id(url), url, section_of(url)) for url in new)
-        stats.inc_value("theory/articles/discovered", len(new))
-        for url in new:
-            yield self.article_request(url)
+        new, requests = self.discover(listing.article_urls)
+        yield from requests
 
         next_page_url = listing.next_page_url
         if next_page_url and (listing_page_number(next_page_url) or 0) <= (listing_page_number(response.url) or 0):
@@ -137,17 +202,77 @@ class TheorySpider(scrapy.Spider):
             self.logger.warning("section %s: stopping at the listing page cap (%d)", section_id, page)
             stats.inc_value("theory/listing/page_cap_reached")
         elif new or self.full or not self.state.section_walked(section_id):
-            yield response.follow(
-                next_page_url,
-                self.parse_listing,
-                errback=self.listing_failed,
-                cb_kwargs={"section_id": section_id, "page": page + 1, "previous_urls": tuple(listing.article_urls)},
-                priority=LISTING_PRIORITY,
-            )
+            yield self.listing_request(next_page_url, section_id, page + 1, tuple(listing.article_urls))
         else:
             self.logger.info("section %s: every article of listing page %d is known; stopping", section_id, page)
 
-    # --- articles ---
+    # --- current site: channel page and JSON feed ---
+
+    def parse_channel(self, response):
+        stats = self.crawler.stats
+        channel = current.read_channel(response) if isinstance(response, TextResponse) else None
+        if not channel or not channel.article_urls:
+            self.logger.error("layout changed? channel page %s has no article list item", response.url)
+            stats.inc_value("theory/layout/channel_without_links")
+            return
+        if channel.name:
+            self.section_names[self.channel_id] = channel.name
+        new, requests = self.discover(channel.article_urls)
+        yield from requests
+        # New articles appear on top of the channel page: when it holds nothing new, neither does the feed.
+        if new or self.full or not self.state.section_walked(self.channel_id):
+            self.feed_seen.clear()
+            yield self.feed_request(1)
+        else:
+            self.logger.info("channel %s: every article of the channel page is known; stopping", self.channel_id)
+
+    def feed_request(self, page: int, malformed_before: int = 0) -> scrapy.Request:
+        return scrapy.Request(
+            feed_page_url(self.channel_url, self.feed_path, page),
+            self.parse_feed,
+            errback=self.feed_failed,
+            cb_kwargs={"page": page, "malformed_before": malformed_before},
+            priority=LISTING_PRIORITY,
+        )
+
+    def parse_feed(self, response, page: int, malformed_before: int):
+        stats = self.crawler.stats
+        stats.inc_value("theory/feed/pages")
+        try:
+            feed = current.read_feed(response)
+        except ValueError as error:
+            self.logger.error("feed page %s is not JSON (%s)", response.url, error)
+            stats.inc_value("theory/feed/malformed")
+            if malformed_before + 1 < MAX_MALFORMED_FEED_PAGES and page < self.max_listing_pages:
+                yield self.feed_request(page + 1, malformed_before + 1)
+            else:
+                self.logger.error("channel %s: %d feed pages in a row are not JSON; the feed walk ends here", self.channel_id, malformed_before + 1)
+            return
+        if feed.entries == 0:
+            self.logger.info("channel %s: feed page %d is empty; the feed ends there", self.channel_id, page)
+            self.state.mark_section_walked(self.channel_id)
+            return
+        if not feed.article_urls:
+            self.logger.error("layout changed? feed page %s has %d entries but no article link", response.url, feed.entries)
+            stats.inc_value("theory/layout/feed_without_links")
+            return
+        if self.feed_seen.issuperset(feed.article_urls):
+            self.logger.warning("feed page %s brings nothing new; channel %s ends here", response.url, self.channel_id)
+            stats.inc_value("theory/feed/repeated_page")
+            self.state.mark_section_walked(self.channel_id)
+            return
+        self.feed_seen.update(feed.article_urls)
+        new, requests = self.discover(feed.article_urls)
+        yield from requests
+        if page >= self.max_listing_pages:
+            self.logger.warning("channel %s: stopping at the feed page cap (%d)", self.channel_id, page)
+            stats.inc_value("theory/feed/page_cap_reached")
+        elif new or self.full or not self.state.section_walked(self.channel_id):
+            yield self.feed_request(page + 1)
+        else:
+            self.logger.info("channel %s: every article of feed page %d is known; stopping", self.channel_id, page)
+
+    # --- articles, on either site ---
 
     def parse_article(self, response, pages: list[ArticlePage]):
         stats = self.crawler.stats
@@ -159,7 +284,7 @@ class TheorySpider(scrapy.Spider):
             self.state.record_failure(article_id(url), url, "not_html", self.max_attempts)
             return
         try:
-            page = read_article_page(response)
+            page = self.read_article_page[layout_of(url)](response)
         except Exception:  # a page no reader expected must not stop the crawl, only this article
             self.logger.exception("article page %s could not be read", response.url)
             stats.inc_value("theory/article/parse_error")
@@ -171,18 +296,39 @@ class TheorySpider(scrapy.Spider):
         if len(pages) < pages[0].total_pages:
             yield self.article_request(url, pages)
             return
-        yield load_article(pages, section_name_fallback=self.section_names.get(section_of(url)))
+        yield load_article(pages, section_name_fallback=self.section_names.get(page.section_id))
 
     # --- failures: a log line, a stat, and the article stays owed ---
 
-    def home_failed(self, failure):
-        self.logger.error("channel home %s failed: %s", failure.request.url, failure_reason(failure))
-        self.crawler.stats.inc_value("theory/home/failed")
+    def start_failed(self, failure):
+        site = failure.request.meta["site"]
+        reason = failure_reason(failure)
+        self.logger.error("%s site: start page %s failed: %s; that site is not crawled this run", site, failure.request.url, reason)
+        self.crawler.stats.set_value(f"theory/start_failed/{site}", reason)
 
     def listing_failed(self, failure):
         reason = failure_reason(failure)
         self.logger.error("listing page %s failed: %s", failure.request.url, reason)
         self.crawler.stats.inc_value(f"theory/listing/failed/{reason}")
+
+    def feed_failed(self, failure):
+        page = failure.request.cb_kwargs["page"]
+        reason = failure_reason(failure)
+        if reason in ("http_404", "http_410"):
+            if page == 1:
+                # The channel page's own script starts its "load more" at page 2: index_1 may not exist.
+                self.logger.info("channel %s: feed page 1 is missing; trying page 2", self.channel_id)
+                return [self.feed_request(2)]
+            if self.feed_seen:
+                # The feed has no page after its last one: that is its end, not a failure.
+                self.logger.info("channel %s: feed page %d is missing; the feed ends there", self.channel_id, page)
+                self.state.mark_section_walked(self.channel_id)
+                return None
+            self.logger.error("layout changed? the channel's feed has no page at %s", failure.request.url)
+            self.crawler.stats.inc_value("theory/layout/feed_missing")
+            return None
+        self.logger.error("feed page %s failed: %s", failure.request.url, reason)
+        self.crawler.stats.inc_value(f"theory/feed/failed/{reason}")
 
     def article_failed(self, failure):
         url = failure.request.meta["article_url"]

@@ -1,0 +1,111 @@
+"""Reader of the current CMS (www.workercn.cn, 2021–): UTF-8 pages, a channel page with the newest
+items, a JSON feed of the rest, one-page articles at /c/YYYY-MM-DD/<id>.shtml.
+
+Every selector of this layout is in ``SELECTORS``. Much of this template is reconstructed (see the
+mirror's README), so each entry lists fallbacks after the expected form, and ``scrapy probe`` shows
+which alternative matched on a live page.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from crawler.loaders import ArticlePage
+from crawler.processors import clean_text, strip_site_suffix
+from crawler.readers.base import ALL_TEXT, LINKS_TO, SelectorTable, compile_query, image_sources, read_paragraphs, text_of
+from crawler.urls import canonical_article_url, channel_of, same_host
+
+SELECTORS = SelectorTable({
+    # Article links of the channel's own list. The 热点 sidebar and the nav link articles of other
+    # channels on the same host and URL space, so nothing outside the list items counts.
+    "channel_links": [
+        "//ul[contains(concat(' ', normalize-space(@class), ' '), ' list ')]/li[starts-with(@id, 'li_')]//a/@href",
+        "//li[starts-with(@id, 'li_')]//a/@href",
+    ],
+    "channel_name": ["div.crumbs a:last-of-type", "title"],
+    "title": ["h1.title", "div.left h1", "h1", "title"],
+    "time": ["span.time", "div.info .time"],
+    # The info line: date and time, 来源：, 作者：, as spans or as plain text.
+    "info": ["div.info", "div.left div.source", "div.left p.info"],
+    "author": ["span.author", "//div[contains(@class, 'info')]//text()[contains(., '作者')]"],
+    "editor": ["div.editor", "//div[contains(@class, 'left')]//*[contains(@class, 'editor')]"],
+    "breadcrumb": ["div.crumbs", "//*[contains(@class, 'crumb')]", "div.position"],
+    "body": ["div.ccontent", "div.content", "div#zoom", "article"],
+})
+PARAGRAPHS = compile_query(".//p")
+
+# Containers below this depth in a feed page are not looked into: a feed is a list of flat objects.
+MAX_FEED_DEPTH = 8
+
+
+@dataclass
+class Channel:
+    name: str | None
+    article_urls: list[str]
+
+
+@dataclass
+class FeedPage:
+    article_urls: list[str]
+    # Length of the longest list in the page: the feed's entries, whatever wraps them. 0 ends the feed.
+    entries: int
+
+
+def _article_urls(response, hrefs) -> list[str]:
+    """Page-1 URLs of on-site articles among ``hrefs``, in order, each once."""
+    urls: dict[str, None] = {}
+    for href in hrefs:
+        url = canonical_article_url(response.urljoin(href.strip())) if isinstance(href, str) and href.strip() else None
+        if url and same_host(url, response.url):
+            urls[url] = None
+    return list(urls)
+
+
+def read_channel(response) -> Channel:
+    """The articles of the channel page's list, newest first, and the channel's name."""
+    root = response.selector.root
+    name = clean_text(strip_site_suffix(SELECTORS.first_text(root, "channel_name")))
+    return Channel(name, _article_urls(response, SELECTORS.select(root, "channel_links")))
+
+
+def read_feed(response) -> FeedPage:
+    """Article links of one JSON feed page; raises ValueError if the page is not JSON.
+
+    The feed's field names are not documented and have changed before, so no name is relied on:
+    every string in the page that follows the article URL grammar is a link.
+    """
+    document = json.loads(response.body)  # detects UTF-8 (with or without BOM), UTF-16 and UTF-32
+    strings: list[str] = []
+    entries = 0
+    pending = [(document, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            strings.append(value)
+        elif depth < MAX_FEED_DEPTH and isinstance(value, (list, dict)):
+            children = list(value.values()) if isinstance(value, dict) else value
+            if isinstance(value, list):
+                entries = max(entries, len(value))
+            pending.extend((child, depth + 1) for child in reversed(children))
+    return FeedPage(_article_urls(response, strings), entries)
+
+
+def read_article_page(response, channel_path: str = "/theory/") -> ArticlePage:
+    """One article page. ``channel_path`` is the channel's page, which the breadcrumb links by name."""
+    root = response.selector.root
+    body = SELECTORS.first(root, "body")
+    info = SELECTORS.first(root, "info")
+    breadcrumb = SELECTORS.first(root, "breadcrumb")
+    return ArticlePage(
+        url=response.url,
+        section_id=channel_of(channel_path),
+        title_text=SELECTORS.first_text(root, "title"),
+        author_text=SELECTORS.first_text(root, "author"),
+        # span.time first: where it exists, its date and time win over any other in the line.
+        signdate_texts=[SELECTORS.first_text(root, "time"), *(ALL_TEXT(info) if info is not None else [])],
+        editor_text=SELECTORS.first_text(root, "editor"),
+        section_names=LINKS_TO(breadcrumb, href=channel_path) if breadcrumb is not None else [],
+        paragraphs=read_paragraphs(body, PARAGRAPHS) if body is not None else [],
+        images=image_sources(response, body) if body is not None else [],
+    )

@@ -1,0 +1,100 @@
+"""Reader of the legacy CMS (theory.workercn.cn, 2014–2020): GBK pages, sections with paginated
+listings, multi-page articles. Every selector of this layout is in ``SELECTORS``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from crawler.loaders import ArticlePage
+from crawler.processors import clean_text
+from crawler.readers.base import ALL_TEXT, LINKS_TO, SelectorTable, compile_query, image_sources, read_paragraphs, text_of
+from crawler.urls import LISTING_PATH, canonical_article_url, canonical_listing_url, same_host, section_of
+
+SELECTORS = SelectorTable({
+    # Channel navigation on the home page: the links to each section's first listing page.
+    "section_links": ["div.channel_nav a", "a"],
+    # Article links of a listing page; the sidebars link articles too, so look in the list first.
+    "listing_links": ["ul#leftList a", "div.list_left a"],
+    "next_listing_page": ["//div[contains(@class, 'page')]//a[normalize-space() = '下一页']/@href"],
+    "title": ["div.ctitle", "h1", "title"],
+    "author": ["div.author"],
+    # The line with date, time and 来源：. Older pages use div.signdate, newer ones div.from.
+    "signdate": ["div.signdate", "div.from"],
+    "editor": ["div.editor"],
+    "breadcrumb": ["div.weizhi"],
+    "body": ["div.ccontent", "div.TRS_Editor", "div#zoom", "div.content"],
+    "total_pages": ["input[name='__totalpage']::attr(value)"],
+})
+# A paragraph of the body; the multi-page navigation block keeps its hidden input in a <p> of its own.
+PARAGRAPHS = compile_query(".//p[not(.//input[@name='__totalpage'])]")
+
+# A bogus __totalpage must not turn one article into thousands of requests.
+MAX_ARTICLE_PAGES = 100
+
+
+@dataclass
+class Section:
+    id: str
+    name: str
+    url: str
+
+
+@dataclass
+class Listing:
+    article_urls: list[str]
+    next_page_url: str | None
+
+
+def read_sections(response) -> list[Section]:
+    """The sections named in the channel navigation, in order."""
+    sections: dict[str, Section] = {}
+    for link in SELECTORS.select(response.selector.root, "section_links"):
+        href = link.get("href")
+        url = canonical_listing_url(response.urljoin(href)) if href else None
+        if not url or not same_host(url, response.url):
+            continue
+        match = LISTING_PATH.match(urlsplit(url).path)
+        name = clean_text(text_of(link))
+        if match["page"] is None and name and match["section"] not in sections:
+            sections[match["section"]] = Section(match["section"], name, url)
+    return list(sections.values())
+
+
+def read_listing(response) -> Listing:
+    """The article links of a listing page (page 1 URLs, on-site, in order) and its next page."""
+    root = response.selector.root
+    article_urls: dict[str, None] = {}
+    for link in SELECTORS.select(root, "listing_links"):
+        href = link.get("href")
+        url = canonical_article_url(response.urljoin(href)) if href else None
+        if url and same_host(url, response.url):
+            article_urls[url] = None
+    next_href = SELECTORS.first(root, "next_listing_page")
+    next_url = canonical_listing_url(response.urljoin(next_href)) if next_href else None
+    return Listing(list(article_urls), next_url)
+
+
+def read_article_page(response) -> ArticlePage:
+    root = response.selector.root
+    body = SELECTORS.first(root, "body")
+    try:
+        total_pages = int(SELECTORS.first(root, "total_pages") or 1)
+    except ValueError:
+        total_pages = 1
+    signdate = SELECTORS.first(root, "signdate")
+    section_href = "/{0}/{0}.shtml".format(section_of(response.url))
+    breadcrumb = SELECTORS.first(root, "breadcrumb")
+    return ArticlePage(
+        url=response.url,
+        section_id=section_of(response.url),
+        title_text=SELECTORS.first_text(root, "title"),
+        author_text=SELECTORS.first_text(root, "author"),
+        signdate_texts=ALL_TEXT(signdate) if signdate is not None else [],
+        editor_text=SELECTORS.first_text(root, "editor"),
+        # The breadcrumb names the section; pages without one still have the channel navigation.
+        section_names=(breadcrumb is not None and LINKS_TO(breadcrumb, href=section_href)) or LINKS_TO(root, href=section_href),
+        paragraphs=read_paragraphs(body, PARAGRAPHS) if body is not None else [],
+        images=image_sources(response, body) if body is not None else [],
+        total_pages=min(max(total_pages, 1), MAX_ARTICLE_PAGES),
+    )
