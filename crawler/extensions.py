@@ -7,6 +7,7 @@ import logging
 import os
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from scrapy import signals
 from scrapy.logformatter import LogFormatter
@@ -171,3 +172,30 @@ class ConciseLogFormatter(LogFormatter):
         entry = super().dropped(item, exception, response, spider)
         entry["msg"] = "Dropped: %(exception)s"
         return entry
+
+
+class _RobotsTxtErrorInOneLine(logging.Filter):
+    """Scrapy's robots.txt middleware logs a failed download with its whole traceback (some 60 lines for
+    a DNS failure), under the name of the first page requested from that host. A host that cannot be
+    reached shows up again as that page's own failure, so one plain warning line is enough here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.args, dict) and "request" in record.args:
+            request = record.args["request"]
+            record.msg = "robots.txt of %(host)s could not be fetched (%(error)s); its pages are fetched without it"
+            record.args = {"host": urlsplit(request.url).netloc, "error": record.args.get("f_exception")}
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+ROBOTS_TXT_FILTER = _RobotsTxtErrorInOneLine()
+
+
+class OneLineRobotsTxtErrors:
+    """Installs the filter above on the robots.txt middleware's logger for the crawl."""
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        logging.getLogger("scrapy.downloadermiddlewares.robotstxt").addFilter(ROBOTS_TXT_FILTER)
+        return cls()

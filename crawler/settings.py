@@ -45,6 +45,9 @@ RETRY_ENABLED = True
 RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 REDIRECT_MAX_TIMES = 5
+# Every request's errback logs its own failure as one error line with the reason; Scrapy's
+# "Gave up retrying" line for the same request would only say it twice.
+RETRY_GIVE_UP_LOG_LEVEL = "INFO"
 
 # Scrapy starts this many asyncio tasks for the output of every response; a callback here yields one
 # item or a page of links, and the pipelines are synchronous, so 100 (the default) is pure overhead.
@@ -65,6 +68,7 @@ ITEM_PIPELINES = {
 }
 EXTENSIONS = {
     "crawler.extensions.RunReport": 500,
+    "crawler.extensions.OneLineRobotsTxtErrors": 510,
 }
 LOG_FORMATTER = "crawler.extensions.ConciseLogFormatter"
 LOG_LEVEL = "INFO"

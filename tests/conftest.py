@@ -13,6 +13,9 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_SITE = Path(os.environ.get("THEORY_SHARED_SITE", PROJECT_ROOT.parent / "shared" / "site"))
+SHARED_CURRENT_SITE = Path(
+    os.environ.get("THEORY_SHARED_CURRENT_SITE", PROJECT_ROOT.parent / "shared" / "site-current")
+)
 
 # Politeness is for the live host; against 127.0.0.1 it only slows the tests down.
 FAST = {
@@ -25,14 +28,25 @@ FAST = {
 }
 
 
+def _shared_mirror(path: Path, variable: str) -> Path:
+    """A shared mirror; skipped on a user's clone without it, but never skipped in CI."""
+    if not (path / "serve.py").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the shared mirror is missing at {path}")
+        pytest.skip(f"the shared mirror is not at {path} (set {variable} to point at it)")
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_site() -> Path:
-    """The shared mirror; skipped on a user's clone without it, but never skipped in CI."""
-    if not (SHARED_SITE / "serve.py").exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but the shared mirror is missing at {SHARED_SITE}")
-        pytest.skip(f"the shared mirror is not at {SHARED_SITE} (set THEORY_SHARED_SITE to point at it)")
-    return SHARED_SITE
+    """The mirror of the legacy host."""
+    return _shared_mirror(SHARED_SITE, "THEORY_SHARED_SITE")
+
+
+@pytest.fixture(scope="session")
+def shared_current_site() -> Path:
+    """The mirror of the current CMS's channel."""
+    return _shared_mirror(SHARED_CURRENT_SITE, "THEORY_SHARED_CURRENT_SITE")
 
 
 class MirrorServer:
