@@ -23,7 +23,12 @@ from crawler.processors import (
     strip_site_suffix,
 )
 from crawler.urls import (
+    CURRENT as CURRENT_LAYOUT,
+    LEGACY,
     article_id,
+    channel_of,
+    feed_page_url,
+    layout_of,
     article_page_url,
     canonical_article_url,
     canonical_listing_url,
@@ -34,6 +39,7 @@ from crawler.urls import (
 )
 
 SITE = "http://theory.workercn.cn"
+CURRENT = "https://www.workercn.cn"
 ARTICLE = f"{SITE}/241/201511/06/151106114633189.shtml"
 
 # --- text -------------------------------------------------------------------------------------------
@@ -70,6 +76,10 @@ def test_clean_text_strips_every_kind_of_whitespace_and_drops_empty_text(text, e
         ("关于新就业形态劳动者权益保障的几点思考", "关于新就业形态劳动者权益保障的几点思考"),  # no suffix
         ("标题-中工网评论", "标题-中工网评论"),  # 中工网 not at the end is not the suffix
         ("走进中工网", "走进中工网"),  # no separator: part of the title
+        ("新时代困难职工帮扶工作的内在逻辑 - 理论 - 中工网", "新时代困难职工帮扶工作的内在逻辑"),  # the current CMS
+        ("标题-理论-中工网", "标题"),
+        ("标题 - 人物 - 中工网", "标题 - 人物"),  # another channel's suffix is not ours to take off
+        ("理论 - 中工网", "理论"),  # the channel page's own title
     ],
 )
 def test_strip_site_suffix_removes_only_the_trailing_site_name(title, expected):
@@ -87,6 +97,10 @@ def test_strip_site_suffix_removes_only_the_trailing_site_name(title, expected):
         ("金述华", "金述华"),  # no label
         ("作者：", ""),
         ("周珺　钱昇", "周珺　钱昇"),  # the label is removed, nothing else
+        # a plain-text info line of the current CMS: the names run up to the next label
+        ("2025-03-04 09:10:11 来源：工人日报 作者：张三 李四", "张三 李四"),
+        ("作者：张三、李四 责任编辑：王五", "张三、李四"),
+        ("作者：张三（责任编辑：王五）", "张三"),
     ],
 )
 def test_strip_author_label(text, expected):
@@ -172,6 +186,12 @@ def test_find_time(text, expected):
         ("来源：\u3000工人日报\u3000", "工人日报"),
         ("来源：\xa0《求是》", "《求是》"),
         ("2015-11-05 来源：中工网", "中工网"),
+        # a plain-text info line of the current CMS: the source runs up to the next label
+        ("2025-03-04 09:10:11 来源：工人日报客户端 作者：张三 李四", "工人日报客户端"),
+        ("2025-03-04 来源：新华社　作者：张三", "新华社"),
+        ("来源：人民网 编辑：李四", "人民网"),
+        ("来源：人民日报海外版", "人民日报海外版"),
+        ("来 源：求是网", "求是网"),
         ("来源：", None),
         ("来源：　", None),
         ("工人日报", None),  # no label: not recognisably a source
@@ -295,6 +315,16 @@ def test_content_hash_differs_when_title_or_body_differs(title, body):
         (f"{SITE}/241/201511/06/151106114633189.shtml/comments", None),
         (f"{SITE}/upload/images/2015/11/06/U1P4T47D1F1DT20151106114633.jpg", None),
         ("javascript:void(0);", None),
+        # the current CMS: /c/YYYY-MM-DD/<id>.shtml
+        (f"{CURRENT}/c/2026-10-02/8907680.shtml", f"{CURRENT}/c/2026-10-02/8907680.shtml"),
+        (f"{CURRENT}/c/2026-10-02/8907680.shtml?t=1#top", f"{CURRENT}/c/2026-10-02/8907680.shtml"),
+        ("HTTPS://WWW.WORKERCN.CN/c/2026-10-02/8907680.shtml", f"{CURRENT}/c/2026-10-02/8907680.shtml"),
+        (f"{CURRENT}/c/2026-10-02/12345678.shtml", f"{CURRENT}/c/2026-10-02/12345678.shtml"),  # ids grow
+        (f"{CURRENT}/c/2026-10-2/8907680.shtml", None),
+        (f"{CURRENT}/c/2026-10-02/89076.shtml", None),  # too short for an id of this CMS
+        (f"{CURRENT}/c/2026-10-02/8907680_2.shtml", None),  # the current CMS has no page 2
+        (f"{CURRENT}/theory/", None),
+        (f"{CURRENT}/json/theory/index_2.json", None),
     ],
 )
 def test_canonical_article_url(url, expected):
@@ -326,10 +356,52 @@ def test_canonical_listing_url(url, expected):
         (f"{ARTICLE}?from=list#top", "151106114633189"),
         (f"{SITE}/241/241.shtml", None),
         (f"{SITE}/", None),
+        (f"{CURRENT}/c/2026-10-02/8907680.shtml", "8907680"),
+        ("/c/2021-10-06/6709342.shtml", "6709342"),
     ],
 )
 def test_article_id(url, expected):
     assert article_id(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        (ARTICLE, LEGACY),
+        (f"{SITE}/241/201511/06/151106114633189_2.shtml", LEGACY),
+        (f"{CURRENT}/c/2026-10-02/8907680.shtml", CURRENT_LAYOUT),
+        (f"{SITE}/241/241.shtml", None),
+        (f"{CURRENT}/theory/", None),
+    ],
+)
+def test_layout_of(url, expected):
+    assert layout_of(url) == expected
+
+
+@pytest.mark.parametrize(
+    "channel_url, expected",
+    [
+        (f"{CURRENT}/theory/", "theory"),
+        (f"{CURRENT}/theory/index.shtml", "theory"),
+        ("http://127.0.0.1:8001/lilun/", "lilun"),
+        ("/theory/", "theory"),
+        (f"{CURRENT}/", None),
+    ],
+)
+def test_channel_of(channel_url, expected):
+    assert channel_of(channel_url) == expected
+
+
+@pytest.mark.parametrize(
+    "channel_url, feed_path, page, expected",
+    [
+        (f"{CURRENT}/theory/", "/json/{channel}/index_{page}.json", 2, f"{CURRENT}/json/theory/index_2.json"),
+        ("http://127.0.0.1:8001/theory/", "/json/{channel}/index_{page}.json", 1, "http://127.0.0.1:8001/json/theory/index_1.json"),
+        (f"{CURRENT}/lilun/", "/json/lilun/34198_{page}.json", 3, f"{CURRENT}/json/lilun/34198_3.json"),
+    ],
+)
+def test_feed_page_url(channel_url, feed_path, page, expected):
+    assert feed_page_url(channel_url, feed_path, page) == expected
 
 
 @pytest.mark.parametrize(
