@@ -21,6 +21,7 @@ EXIT_LOCKED = 3  # another run holds the data directory
 EXIT_NOTHING_FETCHED = 4  # a site's start page, or every request, failed
 EXIT_LAYOUT_CHANGED = 5  # pages came back but could not be read
 EXIT_INTERRUPTED = 6  # stopped before the end (SIGINT/SIGTERM, or another close reason)
+EXIT_OUTPUT_FAILED = 7  # the output could not be written (full disk, file size limit, read-only)
 
 EXIT_MEANINGS = {
     EXIT_OK: "completed",
@@ -29,6 +30,7 @@ EXIT_MEANINGS = {
     EXIT_NOTHING_FETCHED: "nothing could be fetched",
     EXIT_LAYOUT_CHANGED: "the site's layout seems to have changed",
     EXIT_INTERRUPTED: "interrupted before the end",
+    EXIT_OUTPUT_FAILED: "the output could not be written",
 }
 
 
@@ -78,10 +80,14 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
         },
         "layout_alarms": _with_prefix(stats, "theory/layout/"),
         "recovered_lines": stats.get("theory/recovered_lines", 0),
+        "recovery": _with_prefix(stats, "theory/recovery/"),
+        "output_error": stats.get("theory/output_error"),
     }
 
 
 def exit_status(report: dict, max_parse_failure_ratio: float) -> int:
+    if report["output_error"]:
+        return EXIT_OUTPUT_FAILED
     if report["responses"] == 0 or report["start_failures"]:
         return EXIT_NOTHING_FETCHED
     if report["layout_alarms"]:
@@ -120,8 +126,13 @@ class RunReport:
         report["exit_status"] = status
         report["exit_meaning"] = EXIT_MEANINGS[status]
         self.crawler.stats.set_value("theory/exit_status", status)
-        path = self.write(report)
         level = logging.INFO if status == EXIT_OK else logging.ERROR
+        try:
+            path = self.write(report)
+        except OSError as error:
+            # The summary is logged all the same: an unwritable runs/ must not hide how the run went.
+            logger.log(level, "run summary (not written: %s):\n%s", error, format_report(report))
+            return
         logger.log(level, "run summary (%s):\n%s", path, format_report(report))
 
     def write(self, report: dict) -> Path:
@@ -129,16 +140,18 @@ class RunReport:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         stamp = self.started.strftime("%Y%m%dT%H%M%S.%fZ")
         temporary = self.runs_dir / f".{stamp}.{os.getpid()}.tmp"
-        temporary.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        for attempt in range(100):
-            path = self.runs_dir / (f"{stamp}.json" if attempt == 0 else f"{stamp}-{attempt}.json")
-            try:
-                os.link(temporary, path)  # fails if the name is taken, unlike a rename
-                break
-            except FileExistsError:
-                continue
-        temporary.unlink()
-        return path
+        try:
+            temporary.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+            for attempt in range(100):
+                path = self.runs_dir / (f"{stamp}.json" if attempt == 0 else f"{stamp}-{attempt}.json")
+                try:
+                    os.link(temporary, path)  # fails if the name is taken, unlike a rename
+                    return path
+                except FileExistsError:
+                    continue
+            raise FileExistsError(f"100 reports named {stamp} already")
+        finally:
+            temporary.unlink(missing_ok=True)
 
 
 def format_report(report: dict) -> str:

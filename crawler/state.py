@@ -65,7 +65,8 @@ class CrawlState:
         except BlockingIOError:
             self._lock.close()
             raise CrawlLocked(f"another crawl is running on {self.data_dir.resolve()} (it holds {self._lock.name})")
-        self.db = sqlite3.connect(self.data_dir / "state.sqlite3")
+        self.path = self.data_dir / "state.sqlite3"
+        self.db = sqlite3.connect(self.path)
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.executescript(SCHEMA)
         # A line that was being written when the last run died is either in the file (the storage
@@ -148,6 +149,17 @@ class CrawlState:
             " content_hash = excluded.content_hash, updated_at = excluded.updated_at",
             (article_id, url, section_id, content_hash, _now()),
         )
+
+    def reset_written(self, present: set[str]) -> int:
+        """Articles recorded as written but not ``present`` in the output are owed again; returns how many."""
+        rows = self.db.execute(f"SELECT article_id FROM articles WHERE status IN {DONE} AND status != 'duplicate'")
+        missing = [(article_id,) for (article_id,) in rows if article_id not in present]
+        self.db.executemany(
+            "UPDATE articles SET status = 'pending', attempts = 0, last_error = 'missing from the output',"
+            f" updated_at = '{_now()}' WHERE article_id = ?",
+            missing,
+        )
+        return len(missing)
 
     # --- sections ---
 
