@@ -59,20 +59,55 @@ class CrawlState:
     def __init__(self, data_dir: str | os.PathLike[str]):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.data_dir / ".lock", "a")
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            raise CrawlLocked(f"another crawl is running on {self.data_dir.resolve()} (it holds {self._lock.name})")
+        self._lock = self._take_lock(self.data_dir / ".lock")
         self.path = self.data_dir / "state.sqlite3"
-        self.db = sqlite3.connect(self.path)
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.executescript(SCHEMA)
-        # A line that was being written when the last run died is either in the file (the storage
-        # pipeline finds it in the tail) or not (then the article is owed again).
-        self.db.execute("UPDATE articles SET status = 'pending' WHERE status = 'claimed'")
-        self.db.commit()
+        self.damaged_copy: Path | None = None  # where a damaged state was moved aside, if it was
+        try:
+            self.db = self._open(self.path)
+        except sqlite3.DatabaseError as error:
+            # The state is an index of the output: keep the damaged file for inspection and rebuild it
+            # from articles.jsonl (the storage pipeline does, finding a synced size of 0).
+            self.damaged_copy = self.path.with_name(f"state.sqlite3.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}")
+            self.damage = str(error)
+            for suffix in ("", "-wal", "-shm"):
+                companion = Path(f"{self.path}{suffix}")
+                if companion.exists():
+                    companion.rename(f"{self.damaged_copy}{suffix}")
+            self.db = self._open(self.path)
+
+    @staticmethod
+    def _take_lock(path: Path):
+        lock = open(path, "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "a process that did not say which"
+            lock.close()
+            raise CrawlLocked(f"another crawl is running on {path.parent.resolve()}: {holder}") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}, started {_now()}\n")
+        lock.flush()
+        return lock
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            (verdict,) = db.execute("PRAGMA quick_check").fetchone()
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {verdict}")
+            db.executescript(SCHEMA)
+            # A line that was being written when the last run died is either in the file (the storage
+            # pipeline finds it in the tail) or not (then the article is owed again).
+            db.execute("UPDATE articles SET status = 'pending' WHERE status = 'claimed'")
+            db.commit()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         self.db.commit()

@@ -189,6 +189,7 @@ def test_second_crawl_on_the_same_data_dir_exits_at_once(serve_mirror, www, expe
     assert seconds < 5
     assert "another crawl is running" in second.stderr
     assert second.stderr.strip().splitlines()[-1].startswith("theory-crawler: another crawl is running")
+    assert f"pid {running.pid}, started 20" in second.stderr  # the holder, so that an operator can find it
     assert "Spider opened" not in second.stderr
     assert own_report_path(second.stderr) is None
     assert report_files(data_dir) == [], "the refused run wrote a run report"

@@ -1,5 +1,5 @@
-"""The output under faults: failed writes (full disk, file size limit), torn and foreign lines, a
-truncated output file. Whatever happens, articles.jsonl holds whole lines only, every article at most
+"""The output and the state under faults: failed writes (full disk, file size limit), torn and foreign
+lines, a truncated output file, a damaged state. Whatever happens, articles.jsonl holds whole lines only, every article at most
 once, and what is missing from it is owed to the next run."""
 
 from __future__ import annotations
@@ -175,3 +175,24 @@ def test_foreign_json_lines_are_skipped_with_one_error_line(serve_mirror, www, e
         assert "Traceback" not in rerun.stderr
     first_rerun_errors = [line for line in rerun.stderr.splitlines() if "not articles" in line]
     assert len(first_rerun_errors) <= 1
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_state_is_kept_aside_and_rebuilt_from_the_output(serve_mirror, www, expected, tmp_path, damage):
+    server = serve_mirror(www)
+    data_dir = tmp_path / "data"
+    assert crawl(server.url, data_dir).returncode == 0
+    before = (data_dir / ARTICLES).read_bytes()
+    state = data_dir / "state.sqlite3"
+    for companion in data_dir.glob("state.sqlite3-*"):
+        companion.unlink()
+    data = state.read_bytes()
+    state.write_bytes(b"this is not a database" * 100 if damage == "garbage" else data[: len(data) // 2])
+
+    for _ in range(2):  # the first run rebuilds; the second finds a sound state
+        rerun = crawl(server.url, data_dir)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        assert "Traceback" not in rerun.stderr
+        assert (data_dir / ARTICLES).read_bytes() == before
+    (kept,) = data_dir.glob("state.sqlite3.damaged-*")
+    assert kept.read_bytes()[:22] == (b"this is not a database" if damage == "garbage" else data[:22])

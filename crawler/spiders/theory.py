@@ -97,8 +97,17 @@ class TheorySpider(scrapy.Spider):
         except CrawlLocked as error:
             crawler.theory_lock_error = error  # tells the crawl command which exit status to give
             raise
+        crawler.signals.connect(spider.report_damaged_state, signal=scrapy.signals.spider_opened)
         crawler.signals.connect(spider.close_state, signal=scrapy.signals.spider_closed)
         return spider
+
+    def report_damaged_state(self) -> None:
+        if self.state.damaged_copy:
+            self.logger.error(
+                "the crawl state was damaged (%s); it is kept as %s and rebuilt from the output",
+                self.state.damage, self.state.damaged_copy,
+            )
+            self.crawler.stats.set_value("theory/recovery/state_rebuilt", str(self.state.damaged_copy))
 
     def close_state(self) -> None:
         self.state.close()
