@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 # Exit statuses of `scrapy crawl theory` (documented in the README).
 EXIT_OK = 0
 EXIT_ERROR = 1  # Scrapy could not start the crawl, or it crashed
+EXIT_USAGE = 2  # a bad setting or spider argument (Scrapy's own status for usage errors)
 EXIT_LOCKED = 3  # another run holds the data directory
 EXIT_NOTHING_FETCHED = 4  # a site's start page, or every request, failed
 EXIT_LAYOUT_CHANGED = 5  # pages came back but could not be read
@@ -26,6 +27,7 @@ EXIT_OUTPUT_FAILED = 7  # the output could not be written (full disk, file size 
 EXIT_MEANINGS = {
     EXIT_OK: "completed",
     EXIT_ERROR: "crawl could not start or crashed",
+    EXIT_USAGE: "bad setting or spider argument",
     EXIT_LOCKED: "another run holds the data directory",
     EXIT_NOTHING_FETCHED: "nothing could be fetched",
     EXIT_LAYOUT_CHANGED: "the site's layout seems to have changed",
@@ -82,12 +84,15 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
         "recovered_lines": stats.get("theory/recovered_lines", 0),
         "recovery": _with_prefix(stats, "theory/recovery/"),
         "output_error": stats.get("theory/output_error"),
+        "usage_error": stats.get("theory/usage_error"),
     }
 
 
 def exit_status(report: dict, max_parse_failure_ratio: float) -> int:
     if report["output_error"]:
         return EXIT_OUTPUT_FAILED
+    if report["usage_error"]:
+        return EXIT_USAGE
     if report["responses"] == 0 or report["start_failures"]:
         return EXIT_NOTHING_FETCHED
     if report["layout_alarms"]:

@@ -10,6 +10,7 @@ from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.exceptions import UsageError
 from twisted.internet.defer import Deferred
 
+from crawler import configuration
 from crawler.extensions import EXIT_ERROR, EXIT_LOCKED
 from crawler.state import CrawlLocked
 
@@ -34,6 +35,7 @@ class Command(ScrapyCrawlCommand):
     def run(self, args, opts) -> None:
         if len(args) != 1:
             raise UsageError("give exactly one spider name")
+        configuration.check(self.settings, opts.spargs)
         crawler = self._create_crawler(args[0])
         _quiet_when_locked(self.crawler_process.crawl(crawler, **opts.spargs))
         self.crawler_process.start()

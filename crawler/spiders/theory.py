@@ -163,8 +163,11 @@ class TheorySpider(scrapy.Spider):
         if self.only_sections:
             unknown = set(self.only_sections) - set(self.section_names) - {self.channel_id}
             if unknown:
-                self.logger.error("sections %s are not in the channel navigation", ", ".join(sorted(unknown)))
-                self.crawler.stats.inc_value("theory/layout/unknown_section", len(unknown))
+                # Known only now that the home is read: a usage error all the same, not a layout change.
+                known = sorted({*self.section_names, *filter(None, [self.channel_id])})
+                message = f"sections {', '.join(sorted(unknown))} are not in the channel navigation (known: {', '.join(known)})"
+                self.logger.error(message)
+                self.crawler.stats.set_value("theory/usage_error", message)
             sections = [section for section in sections if self.wanted(section.id)]
         if not sections and not (self.only_sections and self.channel_id in self.only_sections):
             self.logger.error("layout changed? no section links on the channel home %s", response.url)

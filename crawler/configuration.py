@@ -1,0 +1,74 @@
+"""The crawl's settings and spider arguments, checked before anything starts.
+
+A wrong value must end the run at once with one line and the usage status (2), not with a traceback
+from deep inside Scrapy, a hang (an ftp:// URL) or a report that blames the site.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from scrapy.exceptions import UsageError
+
+SPIDER_ARGUMENTS = ("sections", "full")
+SECTION_ID = re.compile(r"^[0-9A-Za-z_-]+$")
+
+
+def _url(settings, name: str) -> str:
+    value = (settings.get(name) or "").strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"{name}={value!r} is not an http(s) URL (give '' to leave that site out)", print_help=False)
+    return value
+
+
+def _number(settings, name: str, kind: type, low: float, high: float | None = None) -> None:
+    value = settings.get(name)
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{name}={value!r} is not {'an integer' if kind is int else 'a number'}", print_help=False) from None
+    if number < low or (high is not None and number > high):
+        bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise UsageError(f"{name}={value!r} must be {bounds}", print_help=False)
+
+
+def _data_dir(settings) -> None:
+    value = settings.get("THEORY_DATA_DIR") or ""
+    path = Path(value)
+    if not value:
+        raise UsageError("THEORY_DATA_DIR is empty", print_help=False)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"THEORY_DATA_DIR={value!r} is not a directory", print_help=False)
+    existing = next(parent for parent in (path, *path.absolute().parents) if parent.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"THEORY_DATA_DIR={value!r}: {existing} is not writable", print_help=False)
+
+
+def check(settings, spider_arguments: dict[str, str]) -> None:
+    """Raise UsageError, with one line that names the culprit, if the run cannot work as configured."""
+    unknown = sorted(set(spider_arguments) - set(SPIDER_ARGUMENTS))
+    if unknown:
+        raise UsageError(
+            f"unknown spider argument {', '.join(unknown)} (the arguments are: {', '.join(SPIDER_ARGUMENTS)})",
+            print_help=False,
+        )
+    sections = [section.strip() for section in (spider_arguments.get("sections") or "").split(",") if section.strip()]
+    bad = [section for section in sections if not SECTION_ID.match(section)]
+    if bad:
+        raise UsageError(f"sections={spider_arguments['sections']!r}: {', '.join(bad)} is not a section id", print_help=False)
+    sites = [_url(settings, name) for name in ("THEORY_BASE_URL", "THEORY_CHANNEL_URL")]
+    if not any(sites):
+        raise UsageError("THEORY_BASE_URL and THEORY_CHANNEL_URL are both empty: nothing to crawl", print_help=False)
+    if "{page}" not in (settings.get("THEORY_FEED_PATH") or ""):
+        raise UsageError(f"THEORY_FEED_PATH={settings.get('THEORY_FEED_PATH')!r} has no {{page}}", print_help=False)
+    for name in ("THEORY_MAX_ATTEMPTS", "THEORY_MAX_LISTING_PAGES", "THEORY_SYNC_ITEMS"):
+        _number(settings, name, int, 1)
+    _number(settings, "THEORY_SYNC_SECONDS", float, 0)
+    _number(settings, "THEORY_MAX_PARSE_FAILURE_RATIO", float, 0, 1)
+    _data_dir(settings)

@@ -1,0 +1,108 @@
+"""Bad settings and spider arguments end the run at once: one line, the usage status 2, no traceback."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+from scrapy.exceptions import UsageError
+from scrapy.settings import Settings
+
+from conftest import PROJECT_ROOT, crawl_command, latest_run_report, run_crawl
+from crawler import configuration, settings as project_settings
+
+GOOD = {"THEORY_BASE_URL": "http://127.0.0.1:9/", "THEORY_CHANNEL_URL": ""}
+
+
+def settings(tmp_path, **changes) -> Settings:
+    values = Settings()
+    values.setmodule(project_settings)
+    values.update({**GOOD, "THEORY_DATA_DIR": str(tmp_path / "data"), **changes})
+    return values
+
+
+@pytest.mark.parametrize(
+    "changes, arguments, complaint",
+    [
+        ({"THEORY_BASE_URL": "ftp://theory.workercn.cn/"}, {}, "THEORY_BASE_URL='ftp://theory.workercn.cn/' is not an http(s) URL"),
+        ({"THEORY_BASE_URL": "notaurl"}, {}, "is not an http(s) URL"),
+        ({"THEORY_CHANNEL_URL": "www.workercn.cn/theory/"}, {}, "THEORY_CHANNEL_URL"),
+        ({"THEORY_BASE_URL": ""}, {}, "both empty"),
+        ({"THEORY_SYNC_ITEMS": "many"}, {}, "THEORY_SYNC_ITEMS='many' is not an integer"),
+        ({"THEORY_SYNC_ITEMS": "0"}, {}, "must be at least 1"),
+        ({"THEORY_SYNC_SECONDS": "soon"}, {}, "is not a number"),
+        ({"THEORY_MAX_PARSE_FAILURE_RATIO": "1.5"}, {}, "between 0 and 1"),
+        ({"THEORY_FEED_PATH": "/json/theory/index.json"}, {}, "has no {page}"),
+        ({}, {"ful": "1"}, "unknown spider argument ful"),
+        ({}, {"sections": "241;252"}, "is not a section id"),
+    ],
+)
+def test_a_bad_setting_or_argument_is_named(tmp_path, changes, arguments, complaint):
+    with pytest.raises(UsageError, match=re.escape(complaint)):
+        configuration.check(settings(tmp_path, **changes), arguments)
+
+
+def test_good_settings_pass(tmp_path):
+    configuration.check(settings(tmp_path), {"sections": "241,theory", "full": "1"})
+
+
+def test_a_data_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="is not a directory"):
+        configuration.check(settings(tmp_path, THEORY_DATA_DIR=str(tmp_path / "file")), {})
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A directory nobody may write to: a read-only tmpfs, since root ignores permission bits."""
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        yield locked
+        return
+    locked = tmp_path / "read-only"
+    locked.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(locked)], check=True)
+    yield locked
+    subprocess.run(["umount", str(locked)], check=False)
+
+
+def test_a_data_dir_that_is_not_writable_is_refused(tmp_path, read_only_dir):
+    with pytest.raises(UsageError, match="is not writable"):
+        configuration.check(settings(tmp_path, THEORY_DATA_DIR=str(read_only_dir / "data")), {})
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [("THEORY_BASE_URL", "ftp://127.0.0.1:9/"), ("THEORY_SYNC_ITEMS", "x"), ("THEORY_DATA_DIR", "/etc/hostname")],
+)
+def test_the_crawl_command_exits_2_with_one_line_and_touches_nothing(tmp_path, setting):
+    name, value = setting
+    command = crawl_command("http://127.0.0.1:9/", tmp_path / "data")
+    command += ["-s", f"{name}={value}"]
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert f": error: {name}={value!r}" in error
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_misspelt_argument_exits_2(tmp_path):
+    result = subprocess.run(
+        [*crawl_command("http://127.0.0.1:9/", tmp_path / "data"), "-a", "ful=1"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2 and "unknown spider argument ful" in result.stderr
+
+
+def test_sections_not_in_the_navigation_are_a_usage_error(serve_mirror, tmp_path):
+    server = serve_mirror()
+    data_dir = tmp_path / "data"
+    result = run_crawl(server.url, data_dir, "sections=241,999")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "sections 999 are not in the channel navigation (known: 239, 241, 242, 251, 252, 253)" in result.stderr
+    report = latest_run_report(data_dir)
+    assert report["exit_status"] == 2 and report["layout_alarms"] == {}
