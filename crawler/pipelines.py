@@ -22,6 +22,8 @@ import fastjsonschema
 from scrapy.exceptions import DropItem
 from scrapy.utils.defer import deferred_from_coro
 
+from crawler.middlewares import mojibake_problems
+
 logger = logging.getLogger(__name__)
 
 ARTICLES_FILE = "articles.jsonl"
@@ -170,6 +172,8 @@ class ValidationPipeline(_StatePipeline):
             self.validate_schema(record)
         except fastjsonschema.JsonSchemaValueException as error:
             problems.append(f"schema: {error.message}")
+        # A page the encoding middleware could not repair must not become a line of garbage.
+        problems.extend(mojibake_problems(record))
         return problems
 
     def process_item(self, item):

@@ -45,6 +45,11 @@ RETRY_ENABLED = True
 RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 REDIRECT_MAX_TIMES = 5
+# The site's pages are tens of KB. Scrapy's defaults (1 GiB, warn at 32 MiB) let a gzip bomb inflate to
+# 1 GiB in memory and a 50 MB page become one JSON line; the limit holds for the bytes on the wire and
+# for the decompressed body alike, and a page over it fails as "too_large" like any other failure.
+DOWNLOAD_MAXSIZE = 8 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 1024 * 1024
 # Every request's errback logs its own failure as one error line with the reason; Scrapy's
 # "Gave up retrying" line for the same request would only say it twice.
 RETRY_GIVE_UP_LOG_LEVEL = "INFO"
@@ -58,6 +63,12 @@ CONCURRENT_ITEMS = 8
 SPIDER_MIDDLEWARES = {
     "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
     "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": None,
+}
+DOWNLOADER_MIDDLEWARES = {
+    # 585 < HttpCompressionMiddleware's 590: re-decodes the decompressed pages whose declared charset garbles them.
+    "crawler.middlewares.EncodingRepairMiddleware": 585,
+    # 610 > RedirectMiddleware's 600: sees each redirect before it is followed (see the class).
+    "crawler.middlewares.RedirectGuardMiddleware": 610,
 }
 
 # --- pipelines and extensions ---

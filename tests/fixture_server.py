@@ -3,7 +3,11 @@
 - ``.shtml`` goes out as ``Content-Type: text/html`` with no charset, so the pages' ``<meta>`` decides;
 - ``/`` serves ``/index.shtml``; the query string is ignored, as a static server does;
 - a missing file is a 404;
-- every request is counted by path, so a test can tell what the crawler fetched and how often.
+- every request is counted by path, so a test can tell what the crawler fetched and how often;
+- ``canned`` (optional) maps a path to ``(headers, body)`` answered as is instead of a file: a gzip bomb
+  (``Content-Encoding: gzip``), an oversized page. Content-Length is added unless the headers carry it
+  or ``Connection: close``, in which case the body ends with the connection;
+- ``redirects`` (optional) maps a path to the ``Location`` it answers with a 302.
 
 Standard library only, on 127.0.0.1 and a free port, in a thread of the test process.
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -29,8 +34,15 @@ NOT_FOUND = b"<html><head><title>404 Not Found</title></head><body><h1>Not Found
 
 
 class FixtureServer:
-    def __init__(self, root: Path):
+    def __init__(
+        self,
+        root: Path,
+        canned: Mapping[str, tuple[Mapping[str, str], bytes]] | None = None,
+        redirects: Mapping[str, str] | None = None,
+    ):
         self.root = Path(root).resolve()
+        self.canned = dict(canned or {})  # path -> (headers, body)
+        self.redirects = dict(redirects or {})  # path -> Location
         self.requests: Counter[str] = Counter()  # path -> number of requests
         self.statuses: Counter[int] = Counter()
         self._lock = threading.Lock()
@@ -75,6 +87,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _respond(self, send_body: bool) -> None:
         site: FixtureServer = self.server.site
         path = urlsplit(self.path).path
+        if path in site.canned:
+            self._respond_canned(path, *site.canned[path], send_body=send_body)
+            return
+        if path in site.redirects:
+            self._respond_canned(path, {"Location": site.redirects[path]}, b"", send_body=send_body, status=302)
+            return
         file = site.file_for(path)
         if file is None:
             status, content_type, body = 404, "text/html", NOT_FOUND
@@ -89,6 +107,24 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if send_body:
             self.wfile.write(body)
+
+    def _respond_canned(
+        self, path: str, headers: Mapping[str, str], body: bytes, send_body: bool, status: int = 200
+    ) -> None:
+        site: FixtureServer = self.server.site
+        site.record(path, status)
+        self.send_response(status)
+        names = {name.lower() for name in headers}
+        for name, value in headers.items():
+            self.send_header(name, value)  # "Connection: close" makes the handler close after the body
+        if "content-length" not in names and headers.get("Connection", "").lower() != "close":
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if send_body:
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up on a body it did not want
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
         pass  # the test reads the counters instead

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from crawler.loaders import ArticlePage
 from crawler.processors import clean_text, strip_site_suffix
-from crawler.readers.base import ALL_TEXT, LINKS_TO, SelectorTable, compile_query, image_sources, read_paragraphs, text_of
+from crawler.readers.base import ALL_TEXT, LINKS_TO, SelectorTable, compile_query, image_sources, read_paragraphs
 from crawler.urls import canonical_article_url, channel_of, same_host
 
 SELECTORS = SelectorTable({

@@ -14,14 +14,18 @@ from urllib.parse import urlsplit
 import scrapy
 from scrapy.exceptions import (
     CannotResolveHostError,
+    DownloadCancelledError,
     DownloadConnectionRefusedError,
     DownloadTimeoutError,
+    IgnoreRequest,
     ResponseDataLossError,
 )
 from scrapy.http import TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.python.failure import Failure
 
 from crawler.loaders import ArticlePage, load_article
+from crawler.middlewares import RedirectFailed
 from crawler.readers import current, legacy
 from crawler.state import CrawlLocked, CrawlState
 from crawler.urls import (
@@ -52,12 +56,23 @@ DOWNLOAD_ERRORS = {
     DownloadConnectionRefusedError: "connection_refused",
     CannotResolveHostError: "dns_lookup_failed",
     ResponseDataLossError: "data_loss",
+    # Scrapy's HTTP handlers cancel a download only when its body is over DOWNLOAD_MAXSIZE, announced
+    # (Content-Length) or while it comes in (a timeout is DownloadTimeoutError).
+    DownloadCancelledError: "too_large",
 }
 
 
 def failure_reason(failure) -> str:
     if failure.check(HttpError):
         return f"http_{failure.value.response.status}"
+    if failure.check(RedirectFailed):
+        return failure.value.reason
+    # A body that inflates past DOWNLOAD_MAXSIZE (HttpCompressionMiddleware) is an IgnoreRequest, as are
+    # robots.txt and offsite drops: only Scrapy's message tells it apart.
+    if failure.check(IgnoreRequest) and "DOWNLOAD_MAXSIZE" in str(failure.value):
+        return "too_large"
+    if failure.check(IgnoreRequest) and "max redirections" in str(failure.value):
+        return "redirect_loop"  # RedirectMiddleware's REDIRECT_MAX_TIMES: a chain too long to be anything else
     for error, reason in DOWNLOAD_ERRORS.items():
         if failure.check(error):
             return reason
@@ -98,6 +113,7 @@ class TheorySpider(scrapy.Spider):
             crawler.theory_lock_error = error  # tells the crawl command which exit status to give
             raise
         crawler.signals.connect(spider.report_damaged_state, signal=scrapy.signals.spider_opened)
+        crawler.signals.connect(spider.request_dropped, signal=scrapy.signals.request_dropped)
         crawler.signals.connect(spider.close_state, signal=scrapy.signals.spider_closed)
         return spider
 
@@ -290,6 +306,12 @@ class TheorySpider(scrapy.Spider):
         stats = self.crawler.stats
         stats.inc_value("theory/article/pages")
         url = response.meta["article_url"]
+        if article_id(response.url) != article_id(url):
+            # A removed article often redirects to the channel or the home page: not a page to read.
+            self.logger.error("article %s failed: redirected_elsewhere (to %s); it will be tried again next run", url, response.url)
+            stats.inc_value("theory/article/failed/redirected_elsewhere")
+            self.state.record_failure(article_id(url), url, "redirected_elsewhere", self.max_attempts)
+            return
         if not isinstance(response, TextResponse):
             self.logger.error("article page %s is not HTML (%s)", response.url, response.headers.get("Content-Type"))
             stats.inc_value("theory/article/not_html")
@@ -311,6 +333,14 @@ class TheorySpider(scrapy.Spider):
         yield load_article(pages, section_name_fallback=self.section_names.get(page.section_id))
 
     # --- failures: a log line, a stat, and the article stays owed ---
+
+    def request_dropped(self, request) -> None:
+        """A redirect to a page already fetched in this run is dropped by the duplicate filter, and neither
+        callback nor errback runs: account for it through the errback all the same."""
+        if request.meta.get("redirect_urls") and request.errback:
+            failure = Failure(RedirectFailed("redirect_to_seen_page", request.url))
+            failure.request = request  # as Scrapy hands it to an errback
+            request.errback(failure)
 
     def start_failed(self, failure):
         site = failure.request.meta["site"]

@@ -1,0 +1,185 @@
+"""Downloader middleware: a page whose declared encoding garbles it is decoded by the encoding that fits.
+
+Scrapy takes a page's encoding from its BOM, then the HTTP header, then the ``<meta>`` (w3lib), and
+decodes with ``errors="replace"``: GBK bytes served as ``charset=utf-8`` come out full of U+FFFD, and
+as ``charset=iso-8859-1`` as Latin-1 mojibake, both silently. Here such a page gets the first of its
+other plausible encodings that decodes it cleanly, with a warning and a stat; the validation pipeline
+still refuses any item whose text is garbled (see ``ValidationPipeline.problems``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import re
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import TextResponse
+from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom, resolve_encoding
+from w3lib.url import safe_url_string
+
+logger = logging.getLogger(__name__)
+
+# Single-byte Latin encodings decode any byte string without an error, so "it decoded" proves nothing
+# for them (w3lib already resolves latin-1, iso-8859-1 and ascii to cp1252).
+LATIN = frozenset(codecs.lookup(name).name for name in ("iso-8859-1", "latin-1", "cp1252", "windows-1252", "ascii"))
+
+
+def _gb18030_strict(error: UnicodeDecodeError) -> tuple[str, int]:
+    # w3lib decodes a lone 0x80 as the euro sign (GBK's and the Encoding Standard's reading of it, which
+    # Python's codec rejects): that is not a fault in the page, anything else is.
+    if isinstance(error, UnicodeDecodeError) and error.object[error.start] == 0x80:
+        return "\u20ac", error.start + 1
+    raise error
+
+
+codecs.register_error("theory_gb18030_strict", _gb18030_strict)
+
+
+def codec_name(encoding: str | None) -> str | None:
+    try:
+        return codecs.lookup(encoding).name if encoding else None
+    except LookupError:
+        return None
+
+
+def decodes_cleanly(body: bytes, encoding: str) -> bool:
+    """True when every byte of ``body`` means a character in ``encoding`` (BOM aside)."""
+    bom_encoding, bom = read_bom(body)
+    if bom_encoding and codec_name(bom_encoding) == codec_name(encoding):
+        body = body[len(bom) :]
+    errors = "theory_gb18030_strict" if codec_name(encoding) == "gb18030" else "strict"
+    try:
+        body.decode(encoding, errors)
+    except (UnicodeDecodeError, LookupError):
+        return False
+    return True
+
+
+# What a wrong decoding leaves in an item, for the validation pipeline: U+FFFD, or a run of Latin-1 letters and
+# signs, which is how CJK text in UTF-8 or GBK bytes reads as Latin-1/cp1252 ("ä¸­æ–‡", "ÖÐÎÄ"). Bytes 0x80-0x9F
+# (GBK lead bytes, UTF-8 continuation bytes) read as C1 controls in Latin-1 and as the signs listed here in cp1252,
+# less the punctuation Chinese text uses too (‘’“”–—…). The channel's text has no such run (both mirrors' ground
+# truth has only a lone "·" between names).
+LATIN1_RUN = re.compile("[\u0080-\u009f\u00a1-\u00ff‚ƒ„†‡ˆ‰Š‹ŒŽ•˜™š›œžŸ]{3,}")
+TEXT_FIELDS = ("title", "body", "source", "editor", "authors", "section_name")
+
+
+def mojibake_problems(record: dict) -> list[str]:
+    """One problem per text field of ``record`` that holds replacement characters or Latin-1 mojibake."""
+    problems = []
+    for field in TEXT_FIELDS:
+        value = record.get(field)
+        text = "\n".join(value) if isinstance(value, list) else value
+        if not isinstance(text, str):
+            continue
+        if replaced := text.count("\ufffd"):
+            problems.append(f"mojibake: {replaced} replacement characters in {field}")
+        elif run := LATIN1_RUN.search(text):
+            problems.append(f"mojibake: Latin-1 run {run.group()!r} in {field}")
+    return problems
+
+
+class EncodingRepairMiddleware:
+    """Re-decodes a text response whose declared encoding does not fit its bytes."""
+
+    def __init__(self, stats):
+        self.stats = stats
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler.stats)
+
+    def process_response(self, request, response):
+        if not isinstance(response, TextResponse):
+            return response
+        declared = codec_name(response.encoding)
+        latin = declared in LATIN
+        if latin:
+            # Any byte decodes in a Latin encoding; only bytes >= 0x80 can be something else (CJK) in disguise.
+            if response.body.isascii():
+                return response
+        # The normal path: response.text is cached, and the spider's selector reuses it, so this costs one scan.
+        elif "\ufffd" not in response.text or decodes_cleanly(response.body, declared or response.encoding):
+            return response  # clean, or the page itself holds U+FFFD
+        for candidate in self.candidates(response):
+            if not candidate or candidate == declared or candidate in LATIN:
+                continue  # no such declaration, the one that failed, or one that cannot fail
+            if decodes_cleanly(response.body, candidate):
+                logger.warning(
+                    "page %s declares %s (%s) but is %s; decoded as %s",
+                    response.url, response.encoding, self.declared_by(response), candidate, candidate,
+                )
+                self.stats.inc_value("theory/encoding/mismatch")
+                return response.replace(encoding=candidate)
+        if not latin:  # a Latin page that fits no CJK encoding is plain Latin text: nothing to repair
+            logger.warning(
+                "page %s declares %s (%s) but does not decode cleanly in it nor in any other likely encoding",
+                response.url, response.encoding, self.declared_by(response),
+            )
+            self.stats.inc_value("theory/encoding/undecodable")
+        return response
+
+    @staticmethod
+    def candidates(response: TextResponse):
+        """The page's own declarations first, then the channel's two encodings: UTF-8 before GB18030, because
+        a strict UTF-8 decoding of other bytes almost always fails while GB18030 accepts many byte strings."""
+        yield codec_name(html_body_declared_encoding(response.body))  # gb2312/gbk resolve to gb18030
+        yield codec_name(read_bom(response.body)[0])
+        yield "utf-8"
+        yield "gb18030"
+
+    @staticmethod
+    def declared_by(response: TextResponse) -> str:
+        """Where the encoding in use came from, for the warning."""
+        bom_encoding = read_bom(response.body)[0]
+        if bom_encoding and response.encoding == resolve_encoding(bom_encoding):
+            return "BOM"
+        content_type = response.headers.get(b"Content-Type", b"").decode("latin-1")
+        if response.encoding == http_content_type_encoding(content_type):
+            return "HTTP header"
+        if response.encoding == html_body_declared_encoding(response.body):
+            return "meta"
+        return "guessed"
+
+
+class RedirectFailed(IgnoreRequest):
+    """A redirect that leads nowhere the crawl may go; ``reason`` says why, for the errback's accounting."""
+
+    def __init__(self, reason: str, url: str):
+        self.reason = reason
+        self.url = url
+        super().__init__(f"{reason}: {url}")
+
+
+class RedirectGuardMiddleware:
+    """Refuses, through the request's errback, a redirect off the two sites or back into its own chain.
+
+    Scrapy's RedirectMiddleware would follow it with a new request that the offsite or the duplicate
+    filter then drops without a word, so that neither callback nor errback ever runs: a start page that
+    redirects away would end the run "finished" with nothing crawled. Placed after RedirectMiddleware
+    (a higher number), it sees the 3xx response first.
+    """
+
+    REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+    def __init__(self, hosts: set[str]):
+        self.hosts = hosts
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        urls = [crawler.settings.get(name) or "" for name in ("THEORY_BASE_URL", "THEORY_CHANNEL_URL")]
+        return cls({urlsplit(url).netloc.lower() for url in urls if url})
+
+    def process_response(self, request, response, spider=None):
+        location = response.headers.get("Location")
+        if response.status not in self.REDIRECTS or not location or request.meta.get("dont_redirect"):
+            return response
+        target = urljoin(request.url, safe_url_string(location.decode("latin-1")))
+        if urlsplit(target).netloc.lower() not in self.hosts:
+            raise RedirectFailed("redirect_offsite", target)
+        chain = {urldefrag(url)[0] for url in (*request.meta.get("redirect_urls", ()), request.url)}
+        if urldefrag(target)[0] in chain:
+            raise RedirectFailed("redirect_loop", target)
+        return response
