@@ -27,6 +27,9 @@ THEORY_MAX_PARSE_FAILURE_RATIO = 0.2
 # articles.jsonl is fsynced and the state committed after this many items or seconds.
 THEORY_SYNC_ITEMS = 200
 THEORY_SYNC_SECONDS = 2.0
+# A Prometheus text file (name it *.prom in node_exporter's textfile directory) rewritten at the end of
+# every run with its exit status, counts and the time of the last success (crawler/metrics.py); "" for none.
+THEORY_METRICS_FILE = ""
 
 # --- politeness for the live host ---
 USER_AGENT = "Mozilla/5.0 (compatible; theory-crawler/1.0; archival crawler of theory.workercn.cn)"
@@ -80,6 +83,8 @@ ITEM_PIPELINES = {
 EXTENSIONS = {
     "crawler.extensions.RunReport": 500,
     "crawler.extensions.OneLineRobotsTxtErrors": 510,
+    # After RunReport: its spider_closed handler, connected first, sets the exit status this one writes.
+    "crawler.metrics.MetricsFile": 520,
 }
 LOG_FORMATTER = "crawler.extensions.ConciseLogFormatter"
 LOG_LEVEL = "INFO"
