@@ -22,6 +22,9 @@ THEORY_DATA_DIR = "data"
 THEORY_MAX_ATTEMPTS = 3
 # Pagination loops cannot outlast this many listing pages per section, or feed pages.
 THEORY_MAX_LISTING_PAGES = 5000
+# Every this many days a run walks every listing and feed page, not only up to the first known one,
+# and so finds articles inserted deep in a listing (an old date, a last page).
+THEORY_FULL_WALK_DAYS = 7
 # Share of fetched article pages that may fail to parse before the run reports a layout change.
 THEORY_MAX_PARSE_FAILURE_RATIO = 0.2
 # articles.jsonl is fsynced and the state committed after this many items or seconds.

@@ -210,10 +210,23 @@ class CrawlState:
     # --- output bookkeeping ---
 
     def synced_size(self, name: str) -> int:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (f"synced_size:{name}",)).fetchone()
-        return int(row[0]) if row else 0
+        return int(self.get_meta(f"synced_size:{name}") or 0)
 
     def set_synced_size(self, name: str, size: int) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (f"synced_size:{name}", str(size))
-        )
+        self.set_meta(f"synced_size:{name}", str(size))
+
+    # --- full walks ---
+
+    def last_full_walk(self) -> datetime | None:
+        value = self.get_meta("last_full_walk")
+        return datetime.fromisoformat(value) if value else None
+
+    def mark_full_walk(self) -> None:
+        self.set_meta("last_full_walk", _now())
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))

@@ -163,9 +163,9 @@ def single_page_originals(expected: list[dict], section: str) -> list[dict]:
     ]
 
 
-def add_article(www: Path, original: dict, new_id: str, marker: str) -> dict:
+def add_article(www: Path, original: dict, new_id: str, marker: str, listing_page: int = 1) -> dict:
     """A new article page made from ``original`` (new id, title and first paragraph), linked first in its
-    section's first listing page. Returns what the crawl should write for it."""
+    section's listing page ``listing_page``. Returns what the crawl should write for it."""
     source = www / original["url"].lstrip("/")
     target = source.with_name(f"{new_id}.shtml")
     assert not target.exists()
@@ -178,7 +178,7 @@ def add_article(www: Path, original: dict, new_id: str, marker: str) -> dict:
     write_gbk(target, page)
 
     section = original["section_id"]
-    listing = www / section / f"{section}.shtml"
+    listing = www / section / (f"{section}.shtml" if listing_page == 1 else f"{section}_{listing_page}.shtml")
     day = f"20{new_id[0:2]}-{new_id[2:4]}-{new_id[4:6]}"
     href = "/" + str(target.relative_to(www))
     text = read_gbk(listing)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import sqlite3
 import time
 import urllib.request
 from pathlib import Path
@@ -132,6 +133,29 @@ def test_next_run_writes_exactly_the_new_articles(serve_mirror, www, expected, t
     report = second.report
     assert report["written"] == 2 and report["duplicates"] == {"url": 0, "content": 0}
     print(f"run with 2 new articles: {report['requests']} requests, {report['listing_pages']} listing pages")
+
+
+def test_an_article_inserted_deep_in_a_listing_is_found_by_the_periodic_full_walk(serve_mirror, www, expected, tmp_path):
+    data_dir = tmp_path / "data"
+    server = serve_mirror(www)
+    assert crawl(server.url, data_dir).returncode == 0
+    original = single_page_originals(expected, "241")[-1]
+    added = add_article(www, original, original["article_id"][:6] + "235959888", "补录：", listing_page=3)
+
+    incremental = crawl(server.url, data_dir)  # stops at the first listing page: all known there
+    assert incremental.returncode == 0 and incremental.report["written"] == 0
+    assert incremental.report["requests"] <= len(SECTIONS) + 2
+
+    with sqlite3.connect(data_dir / "state.sqlite3") as db:  # THEORY_FULL_WALK_DAYS (7) have passed
+        db.execute("UPDATE meta SET value = '2000-01-01T00:00:00+00:00' WHERE key = 'last_full_walk'")
+    full = crawl(server.url, data_dir)
+    assert full.returncode == 0, full.stderr[-3000:]
+    assert full.report["listing_pages"] == LISTING_PAGES and full.report["written"] == 1
+    assert "a full walk is due every 7 days" in full.stderr
+    assert whole_lines(data_dir / ARTICLES)[-1]["article_id"] == added["article_id"]
+
+    after = crawl(server.url, data_dir)  # the full walk was recorded: back to incremental runs
+    assert after.report["requests"] <= len(SECTIONS) + 2
 
 
 # --- 3. crash (SIGKILL) and rerun ------------------------------------------------------------

@@ -8,6 +8,7 @@ Which URLs to follow is decided here; what a page says is read by ``crawler.read
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from urllib.parse import urlsplit
 
@@ -106,6 +107,7 @@ class TheorySpider(scrapy.Spider):
         }
         spider.max_attempts = settings.getint("THEORY_MAX_ATTEMPTS")
         spider.max_listing_pages = settings.getint("THEORY_MAX_LISTING_PAGES")
+        spider.full_walk_days = settings.getfloat("THEORY_FULL_WALK_DAYS")
         # Taken before anything is fetched or written: a second run on the same data dir stops here.
         try:
             spider.state = CrawlState(settings.get("THEORY_DATA_DIR"))
@@ -125,8 +127,17 @@ class TheorySpider(scrapy.Spider):
             )
             self.crawler.stats.set_value("theory/recovery/state_rebuilt", str(self.state.damaged_copy))
 
-    def close_state(self) -> None:
+    def close_state(self, reason: str) -> None:
+        if self.full and reason == "finished" and not self.crawler.stats.get_value("theory/start_failed/legacy") \
+                and not self.crawler.stats.get_value("theory/start_failed/current"):
+            self.state.mark_full_walk()
         self.state.close()
+
+    def full_walk_due(self) -> bool:
+        """Incremental runs stop at the first known listing page, so an article inserted deep in a listing
+        (an old date, a last page) is found only by walking every page: done every few days by itself."""
+        last = self.state.last_full_walk()
+        return last is None or datetime.now(timezone.utc) - last >= timedelta(days=self.full_walk_days)
 
     def wanted(self, section_id: str | None) -> bool:
         return self.only_sections is None or section_id in self.only_sections
@@ -136,6 +147,9 @@ class TheorySpider(scrapy.Spider):
         return section_of(url) or self.channel_id
 
     async def start(self):
+        if not self.full and self.full_walk_due():
+            self.logger.info("walking every listing and feed page this run (a full walk is due every %g days)", self.full_walk_days)
+            self.full = True
         if self.base_url:
             yield self.start_request(LEGACY, self.parse_home)
         if self.channel_url and self.wanted(self.channel_id):
