@@ -71,4 +71,5 @@ def check(settings, spider_arguments: dict[str, str]) -> None:
         _number(settings, name, int, 1)
     _number(settings, "THEORY_SYNC_SECONDS", float, 0)
     _number(settings, "THEORY_MAX_PARSE_FAILURE_RATIO", float, 0, 1)
+    _number(settings, "THEORY_MIN_PARSE_FAILURES", int, 1)
     _data_dir(settings)

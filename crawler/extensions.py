@@ -88,7 +88,9 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
     }
 
 
-def exit_status(report: dict, max_parse_failure_ratio: float) -> int:
+def exit_status(report: dict, max_parse_failure_ratio: float, min_parse_failures: int = 3) -> int:
+    """The run's exit status. The share of unreadable article pages signals a layout change only from
+    ``min_parse_failures`` pages on: one odd page of a small daily run is not a new template."""
     if report["output_error"]:
         return EXIT_OUTPUT_FAILED
     if report["usage_error"]:
@@ -97,7 +99,8 @@ def exit_status(report: dict, max_parse_failure_ratio: float) -> int:
         return EXIT_NOTHING_FETCHED
     if report["layout_alarms"]:
         return EXIT_LAYOUT_CHANGED
-    if report["article_pages"] and report["parse_failures"] / report["article_pages"] > max_parse_failure_ratio:
+    failures, pages = report["parse_failures"], report["article_pages"]
+    if failures >= min_parse_failures and failures / pages > max_parse_failure_ratio:
         return EXIT_LAYOUT_CHANGED
     if report["finish_reason"] != "finished":
         return EXIT_INTERRUPTED
@@ -107,16 +110,22 @@ def exit_status(report: dict, max_parse_failure_ratio: float) -> int:
 class RunReport:
     """Writes ``<THEORY_DATA_DIR>/runs/<UTC timestamp>.json`` and logs the same summary at the end of a run."""
 
-    def __init__(self, crawler, data_dir: str, max_parse_failure_ratio: float):
+    def __init__(self, crawler, data_dir: str, max_parse_failure_ratio: float, min_parse_failures: int = 3):
         self.crawler = crawler
         self.runs_dir = Path(data_dir) / "runs"
         self.max_parse_failure_ratio = max_parse_failure_ratio
+        self.min_parse_failures = min_parse_failures
         self.started = datetime.now(timezone.utc)
 
     @classmethod
     def from_crawler(cls, crawler):
         settings = crawler.settings
-        extension = cls(crawler, settings.get("THEORY_DATA_DIR"), settings.getfloat("THEORY_MAX_PARSE_FAILURE_RATIO"))
+        extension = cls(
+            crawler,
+            settings.get("THEORY_DATA_DIR"),
+            settings.getfloat("THEORY_MAX_PARSE_FAILURE_RATIO"),
+            settings.getint("THEORY_MIN_PARSE_FAILURES"),
+        )
         crawler.signals.connect(extension.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
         return extension
@@ -127,7 +136,7 @@ class RunReport:
     def spider_closed(self, reason: str) -> None:
         finished = datetime.now(timezone.utc)
         report = summarize(self.crawler.stats.get_stats(), reason, self.started, finished)
-        status = exit_status(report, self.max_parse_failure_ratio)
+        status = exit_status(report, self.max_parse_failure_ratio, self.min_parse_failures)
         report["exit_status"] = status
         report["exit_meaning"] = EXIT_MEANINGS[status]
         self.crawler.stats.set_value("theory/exit_status", status)

@@ -7,6 +7,7 @@ feeds those through the named processors of ``crawler.processors``, the same for
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from itemloaders import ItemLoader
 from itemloaders.processors import Identity, Join, MapCompose, TakeFirst
@@ -62,9 +63,13 @@ class ArticleLoader(ItemLoader):
 
     def load_item(self) -> ArticleItem:
         item = super().load_item()
-        item.body = item.body or None
+        # A page with media but no text (an image or video story) is an article with an empty body;
+        # with neither, there is no body at all, and validation refuses it.
+        item.body = item.body or ("" if item.images else None)
         item.published_at = published_at(item.published_date, item.published_time)
-        item.content_hash = content_hash(item.title, item.body)
+        # Without text, its media tell one such article from another of the same title.
+        identity = item.body or "\n".join(urlsplit(image).path for image in item.images)
+        item.content_hash = content_hash(item.title, identity)
         item.crawled_at = utc_now_iso()
         return item
 

@@ -160,9 +160,11 @@ class ValidationPipeline(_StatePipeline):
 
     def problems(self, record: dict[str, Any]) -> list[str]:
         problems = []
-        for field in ("title", "body", "published_date"):
+        for field in ("title", "published_date"):
             if not record.get(field):
                 problems.append(f"missing {field}")
+        if record.get("body") is None:  # "" is the body of a page with media and no text
+            problems.append("missing body")
         if record.get("published_date"):
             try:
                 date.fromisoformat(record["published_date"])

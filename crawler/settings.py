@@ -27,6 +27,8 @@ THEORY_MAX_LISTING_PAGES = 5000
 THEORY_FULL_WALK_DAYS = 7
 # Share of fetched article pages that may fail to parse before the run reports a layout change.
 THEORY_MAX_PARSE_FAILURE_RATIO = 0.2
+# ... counted from this many failed pages on: one odd page of a small daily run is not a layout change.
+THEORY_MIN_PARSE_FAILURES = 3
 # articles.jsonl is fsynced and the state committed after this many items or seconds.
 THEORY_SYNC_ITEMS = 200
 THEORY_SYNC_SECONDS = 2.0

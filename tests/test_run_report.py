@@ -66,6 +66,10 @@ def test_summary_names_the_site_whose_start_page_failed():
         # 7 of 32 article pages unreadable is over the 20 % threshold; 6 is not
         ({**HEALTHY, "theory/rejected/missing_field": 7}, "finished", EXIT_LAYOUT_CHANGED),
         ({**HEALTHY, "theory/rejected/missing_field": 4, "spider_exceptions/count": 2}, "finished", EXIT_OK),
+        # a daily run of one article, an odd one: below the minimum of failures, not a layout change
+        ({**HEALTHY, "theory/article/pages": 1, "theory/rejected/missing_field": 1}, "finished", EXIT_OK),
+        ({**HEALTHY, "theory/article/pages": 3, "theory/rejected/missing_field": 2}, "finished", EXIT_OK),
+        ({**HEALTHY, "theory/article/pages": 3, "theory/rejected/missing_field": 3}, "finished", EXIT_LAYOUT_CHANGED),
         (HEALTHY, "shutdown", EXIT_INTERRUPTED),
         ({**HEALTHY, "theory/layout/listing_without_links": 1}, "shutdown", EXIT_LAYOUT_CHANGED),
     ],
