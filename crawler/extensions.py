@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from scrapy import signals
+from scrapy.extensions.logstats import LogStats
 from scrapy.logformatter import LogFormatter
 
 logger = logging.getLogger(__name__)
@@ -178,8 +179,9 @@ def format_report(report: dict) -> str:
 
 
 class ConciseLogFormatter(LogFormatter):
-    """Dropped items are logged by their reason alone (the default dumps the whole article body), and the
-    per-page "Crawled"/"Scraped" debug records are not even built unless LOG_LEVEL is DEBUG."""
+    """Dropped and failed items are logged by their reason or URL alone (the default dumps the whole
+    article body), and the per-page "Crawled"/"Scraped" debug records are not even built unless
+    LOG_LEVEL is DEBUG."""
 
     def __init__(self, debug: bool = True):
         self.debug = debug
@@ -198,6 +200,13 @@ class ConciseLogFormatter(LogFormatter):
     def dropped(self, item, exception, response, spider):
         entry = super().dropped(item, exception, response, spider)
         entry["msg"] = "Dropped: %(exception)s"
+        return entry
+
+    def item_error(self, item, exception, response, spider):
+        # The default message holds the whole item, body and all; its URL is enough to find it.
+        entry = super().item_error(item, exception, response, spider)
+        entry["msg"] = "Error processing the item of %(url)s"
+        entry["args"] = {"url": getattr(item, "url", None) or getattr(response, "url", "?")}
         return entry
 
 
@@ -226,3 +235,32 @@ class OneLineRobotsTxtErrors:
     def from_crawler(cls, crawler):
         logging.getLogger("scrapy.downloadermiddlewares.robotstxt").addFilter(ROBOTS_TXT_FILTER)
         return cls()
+
+
+class ProgressLog(LogStats):
+    """Scrapy's periodic stats line (every LOGSTATS_INTERVAL), in the crawl's own terms: what was fetched,
+    what the articles came to, and how long the requests already queued will take at the current rate."""
+
+    def log(self, spider=None) -> None:
+        self.calculate_stats()
+        stats = self.stats
+        rate = self.prate / 60  # pages per second over the last interval
+        queued = stats.get_value("scheduler/enqueued", 0) - stats.get_value("scheduler/dequeued", 0)
+        left = f"about {format_duration(queued / rate)} left at {rate:.1f} pages/s" if rate else "no page fetched lately"
+        failed = sum(_with_prefix(stats.get_stats(), "theory/article/failed/").values())
+        logger.info(
+            "progress: %d pages (%d listing, %d feed, %d article); articles: %d discovered, %d written,"
+            " %d duplicates, %d failed, %d rejected; %d requests queued, %s",
+            self.pages, stats.get_value("theory/listing/pages", 0), stats.get_value("theory/feed/pages", 0),
+            stats.get_value("theory/article/pages", 0), stats.get_value("theory/articles/discovered", 0),
+            stats.get_value("theory/written", 0),
+            stats.get_value("theory/duplicates/url", 0) + stats.get_value("theory/duplicates/content", 0),
+            failed, stats.get_value("theory/rejected", 0), queued, left,
+        )
+
+
+def format_duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return f"{round(seconds)} s"
+    return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"

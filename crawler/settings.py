@@ -36,18 +36,21 @@ THEORY_SYNC_SECONDS = 2.0
 # every run with its exit status, counts and the time of the last success (crawler/metrics.py); "" for none.
 THEORY_METRICS_FILE = ""
 
-# --- politeness for the live host ---
-USER_AGENT = "Mozilla/5.0 (compatible; theory-crawler/1.0; archival crawler of theory.workercn.cn)"
+# --- politeness for the live hosts ---
+USER_AGENT = "Mozilla/5.0 (compatible; theory-crawler/1.0; archival crawler of the theory channel of workercn.cn)"
 ROBOTSTXT_OBEY = True
-# One host only: the global cap is the per-host cap, and holds even where a Scrapy release
-# lets more than CONCURRENT_REQUESTS_PER_DOMAIN through.
+# At most 4 requests a second to each host, fewer when it answers slowly: DOWNLOAD_DELAY is the floor
+# of AutoThrottle's delay, which follows the host's latency divided by the target concurrency (about one
+# request in flight per host, AutoThrottle's own advice for a polite crawl). Two hosts, two slots each.
 CONCURRENT_REQUESTS = 4
-CONCURRENT_REQUESTS_PER_DOMAIN = 4
-DOWNLOAD_DELAY = 0.5
+CONCURRENT_REQUESTS_PER_DOMAIN = 2
+DOWNLOAD_DELAY = 0.25
 AUTOTHROTTLE_ENABLED = True
-AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_START_DELAY = 0.5
 AUTOTHROTTLE_MAX_DELAY = 30.0
-AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+# A stuck run must end: cron starts the next one a day later. A first full crawl takes a few hours.
+CLOSESPIDER_TIMEOUT = 12 * 3600
 DOWNLOAD_TIMEOUT = 30
 RETRY_ENABLED = True
 RETRY_TIMES = 3
@@ -86,6 +89,8 @@ ITEM_PIPELINES = {
     "crawler.pipelines.StoragePipeline": 300,
 }
 EXTENSIONS = {
+    "scrapy.extensions.logstats.LogStats": None,
+    "crawler.extensions.ProgressLog": 0,
     "crawler.extensions.RunReport": 500,
     "crawler.extensions.OneLineRobotsTxtErrors": 510,
     # After RunReport: its spider_closed handler, connected first, sets the exit status this one writes.

@@ -86,3 +86,35 @@ def test_reports_of_runs_started_in_the_same_instant_do_not_overwrite_each_other
     assert paths[0] != paths[1]
     assert [json.loads(path.read_text())["run"] for path in paths] == [1, 2]
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(p.name for p in paths)
+
+
+def test_an_item_error_is_logged_by_its_url_not_its_body():
+    from crawler.extensions import ConciseLogFormatter
+    from crawler.items import ArticleItem
+
+    item = ArticleItem(url="http://theory.example/241/201901/01/190101000000001.shtml", body="正文" * 5000)
+    entry = ConciseLogFormatter(debug=False).item_error(item, ValueError("boom"), None, None)
+    message = entry["msg"] % entry["args"]
+    assert message == "Error processing the item of http://theory.example/241/201901/01/190101000000001.shtml"
+
+
+def test_progress_lines_say_what_the_crawl_did_and_how_long_the_queue_will_take(caplog):
+    from scrapy.statscollectors import MemoryStatsCollector
+    from scrapy.utils.test import get_crawler
+    from crawler.extensions import ProgressLog
+
+    stats = MemoryStatsCollector(get_crawler())
+    progress = ProgressLog(stats, interval=30.0)
+    progress.pagesprev = progress.itemsprev = 0
+    for key, value in {
+        "response_received_count": 60, "theory/listing/pages": 6, "theory/article/pages": 54,
+        "theory/articles/discovered": 200, "theory/written": 50, "theory/duplicates/content": 2,
+        "theory/article/failed/http_404": 1, "scheduler/enqueued": 260, "scheduler/dequeued": 62,
+    }.items():
+        stats.set_value(key, value)
+    with caplog.at_level("INFO"):
+        progress.log()
+    (line,) = [record.getMessage() for record in caplog.records if record.getMessage().startswith("progress")]
+    assert "60 pages (6 listing, 0 feed, 54 article)" in line
+    assert "200 discovered, 50 written, 2 duplicates, 1 failed, 0 rejected" in line
+    assert "198 requests queued, about 2 min left at 2.0 pages/s" in line  # 198 / 2.0 = 99 s
