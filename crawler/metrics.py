@@ -49,7 +49,7 @@ class MetricsFile:
         settings = crawler.settings
         path = settings.get("THEORY_METRICS_FILE") or ""
         if not path:
-            raise NotConfigured("THEORY_METRICS_FILE is empty")
+            raise NotConfigured  # no message: Scrapy would log a warning for a setting left at its default
         extension = cls(crawler.stats, path, settings.getfloat("THEORY_MAX_PARSE_FAILURE_RATIO"))
         crawler.signals.connect(extension.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
