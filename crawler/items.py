@@ -29,3 +29,5 @@ class ArticleItem:
     page_count: int | None = None
     content_hash: str | None = None
     crawled_at: str | None = None
+    # Where each page's response record is in the run's WARC files: {file, offset, length, record_id}.
+    warc: list[dict] = field(default_factory=list)

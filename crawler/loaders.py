@@ -60,6 +60,8 @@ class ArticleLoader(ItemLoader):
     images_out = Identity()
     page_count_in = Identity()
     page_count_out = TakeFirst()
+    warc_in = Identity()
+    warc_out = Identity()
 
     def load_item(self) -> ArticleItem:
         item = super().load_item()
@@ -90,6 +92,8 @@ class ArticlePage:
     paragraphs: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
     total_pages: int = 1
+    # The page's response record in the WARC files, when the crawl captures them.
+    warc: dict | None = None
 
 
 def load_article(pages: list[ArticlePage], section_name_fallback: str | None = None) -> ArticleItem:
@@ -112,5 +116,6 @@ def load_article(pages: list[ArticlePage], section_name_fallback: str | None = N
     for page in pages:
         loader.add_value("body", page.paragraphs)
         loader.add_value("images", page.images)
+    loader.add_value("warc", [page.warc for page in pages if page.warc])
     loader.add_value("page_count", len(pages))
     return loader.load_item()

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import codecs
 import logging
-import re
+from dataclasses import asdict
 from urllib.parse import urldefrag, urljoin, urlsplit
 
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import TextResponse
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom, resolve_encoding
 from w3lib.url import safe_url_string
+
+from crawler.capture import Capture
+from crawler.pipelines import OutputError, OutputFailure
 
 logger = logging.getLogger(__name__)
 
@@ -55,30 +58,6 @@ def decodes_cleanly(body: bytes, encoding: str) -> bool:
     except (UnicodeDecodeError, LookupError):
         return False
     return True
-
-
-# What a wrong decoding leaves in an item, for the validation pipeline: U+FFFD, or a run of Latin-1 letters and
-# signs, which is how CJK text in UTF-8 or GBK bytes reads as Latin-1/cp1252 ("ä¸­æ–‡", "ÖÐÎÄ"). Bytes 0x80-0x9F
-# (GBK lead bytes, UTF-8 continuation bytes) read as C1 controls in Latin-1 and as the signs listed here in cp1252,
-# less the punctuation Chinese text uses too (‘’“”–—…). The channel's text has no such run (both mirrors' ground
-# truth has only a lone "·" between names).
-LATIN1_RUN = re.compile("[\u0080-\u009f\u00a1-\u00ff‚ƒ„†‡ˆ‰Š‹ŒŽ•˜™š›œžŸ]{3,}")
-TEXT_FIELDS = ("title", "body", "source", "editor", "authors", "section_name")
-
-
-def mojibake_problems(record: dict) -> list[str]:
-    """One problem per text field of ``record`` that holds replacement characters or Latin-1 mojibake."""
-    problems = []
-    for field in TEXT_FIELDS:
-        value = record.get(field)
-        text = "\n".join(value) if isinstance(value, list) else value
-        if not isinstance(text, str):
-            continue
-        if replaced := text.count("\ufffd"):
-            problems.append(f"mojibake: {replaced} replacement characters in {field}")
-        elif run := LATIN1_RUN.search(text):
-            problems.append(f"mojibake: Latin-1 run {run.group()!r} in {field}")
-    return problems
 
 
 class EncodingRepairMiddleware:
@@ -182,4 +161,36 @@ class RedirectGuardMiddleware:
         chain = {urldefrag(url)[0] for url in (*request.meta.get("redirect_urls", ()), request.url)}
         if urldefrag(target)[0] in chain:
             raise RedirectFailed("redirect_loop", target)
+        return response
+
+
+class WarcCaptureMiddleware:
+    """Writes every exchange of the crawl to the run's WARC file as it comes over the wire.
+
+    Placed above every middleware that changes a response (950: above RedirectMiddleware's 600 and
+    HttpCompressionMiddleware's 590), so that it sees the body still compressed, redirects and error
+    answers too. The response record's place goes into ``request.meta["warc"]``, for the item.
+    """
+
+    def __init__(self, capture: Capture, output_failure: OutputFailure):
+        self.capture = capture
+        self.output_failure = output_failure
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        capture = Capture.of(crawler)
+        if capture is None:
+            raise NotConfigured
+        return cls(capture, OutputFailure.of(crawler))
+
+    def process_response(self, request, response, spider=None):
+        if "cached" in response.flags or self.output_failure.happened:
+            # Served from a cache, not by the site; or the run is stopping, and writes no more lines.
+            return response
+        try:
+            ref = self.capture.record(request, response)
+        except OSError as error:
+            self.output_failure(OutputError(self.capture.warc_dir, error))
+            return response
+        request.meta["warc"] = asdict(ref)
         return response

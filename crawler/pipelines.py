@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -22,7 +23,8 @@ import fastjsonschema
 from scrapy.exceptions import DropItem
 from scrapy.utils.defer import deferred_from_coro
 
-from crawler.middlewares import mojibake_problems
+from crawler.capture import Capture
+
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,30 @@ def load_schema() -> dict[str, Any]:
 
 def to_json_line(record: dict[str, Any]) -> bytes:
     return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+# What a wrong decoding leaves in an item, for the validation pipeline: U+FFFD, or a run of Latin-1 letters and
+# signs, which is how CJK text in UTF-8 or GBK bytes reads as Latin-1/cp1252 ("ä¸­æ–‡", "ÖÐÎÄ"). Bytes 0x80-0x9F
+# (GBK lead bytes, UTF-8 continuation bytes) read as C1 controls in Latin-1 and as the signs listed here in cp1252,
+# less the punctuation Chinese text uses too (‘’“”–—…). The channel's text has no such run (both mirrors' ground
+# truth has only a lone "·" between names).
+LATIN1_RUN = re.compile("[\u0080-\u009f\u00a1-\u00ff‚ƒ„†‡ˆ‰Š‹ŒŽ•˜™š›œžŸ]{3,}")
+TEXT_FIELDS = ("title", "body", "source", "editor", "authors", "section_name")
+
+
+def mojibake_problems(record: dict) -> list[str]:
+    """One problem per text field of ``record`` that holds replacement characters or Latin-1 mojibake."""
+    problems = []
+    for field in TEXT_FIELDS:
+        value = record.get(field)
+        text = "\n".join(value) if isinstance(value, list) else value
+        if not isinstance(text, str):
+            continue
+        if replaced := text.count("\ufffd"):
+            problems.append(f"mojibake: {replaced} replacement characters in {field}")
+        elif run := LATIN1_RUN.search(text):
+            problems.append(f"mojibake: Latin-1 run {run.group()!r} in {field}")
+    return problems
 
 
 class OutputError(Exception):
@@ -103,37 +129,51 @@ def stopper(crawler) -> Callable[[str], None]:
     return stop
 
 
+class OutputFailure:
+    """What a writer of the run's files does when a write fails: one clear line, a stat, and the run
+    stops, once; writing on would only fail again, item after item."""
+
+    def __init__(self, stats, stop: Callable[[str], None] | None = None):
+        self.stats = stats
+        self.stop = stop or (lambda reason: None)
+        self.happened = False
+
+    @classmethod
+    def of(cls, crawler) -> OutputFailure:
+        """The crawl's one instance: after the WARC file failed, the output takes no more lines either."""
+        failure = getattr(crawler, "theory_output_failure", None)
+        if failure is None:
+            failure = crawler.theory_output_failure = cls(crawler.stats, stopper(crawler))
+        return failure
+
+    def __call__(self, error: OutputError) -> None:
+        if self.happened:
+            return
+        self.happened = True
+        logger.error("%s; stopping the run. What was written is whole; the rest stays owed to the next run.", error)
+        self.stats.set_value("theory/output_error", str(error))
+        self.stop("output_error")
+
+
 class _StatePipeline:
     """Base for the pipelines that share the crawl state, which the spider opens (and locks) first."""
 
-    def __init__(self, state, stats, data_dir: str, stop: Callable[[str], None] | None = None):
+    def __init__(self, state, stats, data_dir: str, output_failure: OutputFailure | None = None):
         self.state = state
         self.stats = stats
         self.data_dir = Path(data_dir)
-        self.stop = stop or (lambda reason: None)
-        self.output_failed = False
+        self.output_failure = output_failure or OutputFailure(stats)
 
     @classmethod
     def from_crawler(cls, crawler):
-        return cls(crawler.spider.state, crawler.stats, crawler.settings.get("THEORY_DATA_DIR"), stopper(crawler))
-
-    def output_failure(self, error: OutputError) -> None:
-        """One clear line, a stat, and the run stops: writing on would only fail again, item after item."""
-        if self.output_failed:
-            return
-        self.output_failed = True
-        logger.error(
-            "%s; stopping the run. What was written is whole lines; the rest stays owed to the next run.", error
-        )
-        self.stats.set_value("theory/output_error", str(error))
-        self.stop("output_error")
+        return cls(crawler.spider.state, crawler.stats, crawler.settings.get("THEORY_DATA_DIR"), OutputFailure.of(crawler))
 
 
 class ValidationPipeline(_StatePipeline):
     """Rejects items that break the published contract; they go to rejects.jsonl with the reason."""
 
-    def __init__(self, state, stats, data_dir: str, max_attempts: int, stop: Callable[[str], None] | None = None):
-        super().__init__(state, stats, data_dir, stop)
+    def __init__(self, state, stats, data_dir: str, max_attempts: int, output_failure: OutputFailure | None = None):
+        super().__init__(state, stats, data_dir, output_failure)
         self.max_attempts = max_attempts
         # Compiled to Python once: an order of magnitude faster per item than an interpreting validator.
         self.validate_schema = fastjsonschema.compile(load_schema())
@@ -147,7 +187,7 @@ class ValidationPipeline(_StatePipeline):
             crawler.stats,
             settings.get("THEORY_DATA_DIR"),
             settings.getint("THEORY_MAX_ATTEMPTS"),
-            stopper(crawler),
+            OutputFailure.of(crawler),
         )
 
     def close_spider(self) -> None:
@@ -222,9 +262,17 @@ class StoragePipeline(_StatePipeline):
     """Appends items to articles.jsonl; marks them written in the state at each durable sync."""
 
     def __init__(
-        self, state, stats, data_dir: str, sync_items: int, sync_seconds: float, stop: Callable[[str], None] | None = None
+        self,
+        state,
+        stats,
+        data_dir: str,
+        sync_items: int,
+        sync_seconds: float,
+        output_failure: OutputFailure | None = None,
+        capture: Capture | None = None,
     ):
-        super().__init__(state, stats, data_dir, stop)
+        super().__init__(state, stats, data_dir, output_failure)
+        self.capture = capture
         self.sync_items = sync_items
         self.sync_seconds = sync_seconds
         self.unsynced = 0
@@ -240,7 +288,8 @@ class StoragePipeline(_StatePipeline):
             settings.get("THEORY_DATA_DIR"),
             settings.getint("THEORY_SYNC_ITEMS"),
             settings.getfloat("THEORY_SYNC_SECONDS"),
-            stopper(crawler),
+            OutputFailure.of(crawler),
+            Capture.of(crawler),
         )
 
     def open_spider(self) -> None:
@@ -311,6 +360,16 @@ class StoragePipeline(_StatePipeline):
             self.stats.set_value("theory/recovered_lines", len(written))
         return written
 
+    def sync(self) -> None:
+        """Make what was written durable, in the order that keeps every durable line's evidence whole:
+        the WARC records it points at, then the line, then the state that counts it as written."""
+        if self.capture:
+            try:
+                self.capture.sync()
+            except OSError as error:
+                raise OutputError(self.capture.warc_dir, error) from None
+        self.sync_state(self.out.sync())
+
     def sync_state(self, size: int) -> None:
         try:
             self.state.set_synced_size(ARTICLES_FILE, size)
@@ -321,16 +380,18 @@ class StoragePipeline(_StatePipeline):
         self.last_sync = time.monotonic()
 
     def process_item(self, item):
-        if self.out is None or self.output_failed:
+        if self.out is None or self.output_failure.happened:
             raise DropItem(f"not written, the output failed: {ItemAdapter(item)['url']}", log_level="DEBUG")
         record = dict(ItemAdapter(item))  # shallow: the values are already JSON types
         try:
             self.out.append(record)
             self.state.mark_written(record["article_id"], record["url"], record["section_id"], record["content_hash"])
             self.stats.inc_value("theory/written")
+            if self.capture:
+                self.capture.page_written(record)
             self.unsynced += 1
             if self.unsynced >= self.sync_items or time.monotonic() - self.last_sync >= self.sync_seconds:
-                self.sync_state(self.out.sync())
+                self.sync()
         except OutputError as error:
             self.output_failure(error)
             raise DropItem(f"not written: {record['url']}", log_level="DEBUG") from None
@@ -340,7 +401,7 @@ class StoragePipeline(_StatePipeline):
         if self.out:
             try:
                 if not self.out.torn:
-                    self.sync_state(self.out.sync())
+                    self.sync()
             except OutputError as error:
                 self.output_failure(error)
             self.out.close()

@@ -35,6 +35,12 @@ THEORY_SYNC_SECONDS = 2.0
 # A Prometheus text file (name it *.prom in node_exporter's textfile directory) rewritten at the end of
 # every run with its exit status, counts and the time of the last success (crawler/metrics.py); "" for none.
 THEORY_METRICS_FILE = ""
+# Capture every HTTP exchange as WARC/1.1 under <THEORY_DATA_DIR>/warc/ (a file per run, rotated at this
+# size, a CDXJ index beside each) and package each run as a WACZ under <THEORY_DATA_DIR>/wacz/.
+THEORY_WARC = True
+THEORY_WARC_MAX_SIZE = 1_000_000_000
+# Fetch (so capture) the images of written articles, each image URL once ever.
+THEORY_CAPTURE_IMAGES = True
 
 # --- politeness for the live hosts ---
 USER_AGENT = "Mozilla/5.0 (compatible; theory-crawler/1.0; archival crawler of the theory channel of workercn.cn)"
@@ -80,6 +86,8 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.EncodingRepairMiddleware": 585,
     # 610 > RedirectMiddleware's 600: sees each redirect before it is followed (see the class).
     "crawler.middlewares.RedirectGuardMiddleware": 610,
+    # 950: above every middleware that changes a response: captures the bytes as they came over the wire.
+    "crawler.middlewares.WarcCaptureMiddleware": 950,
 }
 
 # --- pipelines and extensions ---

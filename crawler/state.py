@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS sections (
     section_id TEXT PRIMARY KEY,
     walked_at  TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS images (
+    url         TEXT PRIMARY KEY,
+    captured_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -214,6 +218,19 @@ class CrawlState:
 
     def set_synced_size(self, name: str, size: int) -> None:
         self.set_meta(f"synced_size:{name}", str(size))
+
+    # --- images captured in the WARC files ---
+
+    def uncaptured_images(self, urls: Iterable[str]) -> list[str]:
+        urls = list(dict.fromkeys(urls))
+        if not urls:
+            return []
+        marks = ",".join("?" * len(urls))
+        captured = {row[0] for row in self.db.execute(f"SELECT url FROM images WHERE url IN ({marks})", urls)}
+        return [url for url in urls if url not in captured]
+
+    def mark_image_captured(self, url: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO images (url, captured_at) VALUES (?, ?)", (url, _now()))
 
     # --- full walks ---
 

@@ -30,7 +30,8 @@ from scrapy.utils.test import get_crawler
 
 from conftest import load_expected, read_jsonl, run_crawl
 from crawler.loaders import load_article
-from crawler.middlewares import TEXT_FIELDS, EncodingRepairMiddleware, mojibake_problems
+from crawler.middlewares import EncodingRepairMiddleware
+from crawler.pipelines import TEXT_FIELDS, mojibake_problems
 from crawler.pipelines import ValidationPipeline
 from crawler.readers.legacy import read_article_page
 from crawler.state import CrawlState
@@ -181,7 +182,7 @@ def validation(tmp_path):
 
 
 def valid_record(**changes) -> dict:
-    return {**GBK_EXPECTED, "content_hash": "0" * 64, "crawled_at": "2026-11-24T03:17:00+00:00", **changes}
+    return {**GBK_EXPECTED, "content_hash": "0" * 64, "crawled_at": "2026-11-24T03:17:00+00:00", "warc": [], **changes}
 
 
 def test_the_fixture_record_is_valid(validation):

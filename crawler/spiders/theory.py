@@ -46,6 +46,7 @@ from crawler.urls import (
 START_PRIORITY = 100
 ARTICLE_NEXT_PAGE_PRIORITY = 20
 ARTICLE_PRIORITY = 10
+IMAGE_PRIORITY = 5
 LISTING_PRIORITY = 0
 # A feed that answers with something other than JSON this many pages in a row has ended for this run.
 MAX_MALFORMED_FEED_PAGES = 3
@@ -116,6 +117,8 @@ class TheorySpider(scrapy.Spider):
             raise
         crawler.signals.connect(spider.report_damaged_state, signal=scrapy.signals.spider_opened)
         crawler.signals.connect(spider.request_dropped, signal=scrapy.signals.request_dropped)
+        if settings.getbool("THEORY_WARC") and settings.getbool("THEORY_CAPTURE_IMAGES"):
+            crawler.signals.connect(spider.capture_images, signal=scrapy.signals.item_scraped)
         crawler.signals.connect(spider.close_state, signal=scrapy.signals.spider_closed)
         return spider
 
@@ -338,6 +341,7 @@ class TheorySpider(scrapy.Spider):
             stats.inc_value("theory/article/parse_error")
             self.state.record_failure(article_id(url), url, "parse_error", self.max_attempts)
             return
+        page.warc = response.meta.get("warc")
         if not pages:
             page.url = url  # a redirect does not change which article the listing linked
         pages = [*pages, page]
@@ -345,6 +349,28 @@ class TheorySpider(scrapy.Spider):
             yield self.article_request(url, pages)
             return
         yield load_article(pages, section_name_fallback=self.section_names.get(page.section_id))
+
+    # --- images of written articles, fetched only to be captured in the WARC files ---
+
+    def capture_images(self, item) -> None:
+        """Once an article is written, fetch its images not captured before (on the two sites only)."""
+        hosts = {urlsplit(url).netloc for url in self.start_urls_by_site.values() if url}
+        on_site = [url for url in item.images if urlsplit(url).netloc in hosts]
+        if len(on_site) < len(item.images):
+            self.crawler.stats.inc_value("theory/images/offsite", len(item.images) - len(on_site))
+        for url in self.state.uncaptured_images(on_site):
+            self.crawler.engine.crawl(
+                scrapy.Request(url, self.image_captured, errback=self.image_failed, priority=IMAGE_PRIORITY)
+            )
+
+    def image_captured(self, response) -> None:
+        self.state.mark_image_captured(response.request.url)
+        self.crawler.stats.inc_value("theory/images/captured")
+
+    def image_failed(self, failure) -> None:
+        reason = failure_reason(failure)
+        self.logger.warning("image %s could not be captured: %s", failure.request.url, reason)
+        self.crawler.stats.inc_value(f"theory/images/failed/{reason}")
 
     # --- failures: a log line, a stat, and the article stays owed ---
 

@@ -1,0 +1,100 @@
+"""The run's web archive: every HTTP exchange as WARC records, a CDXJ index beside each file, and a
+WACZ package of the run at its end (``<THEORY_DATA_DIR>/warc/``, ``<THEORY_DATA_DIR>/wacz/``).
+
+One ``Capture`` per crawl, shared by the capture middleware (which writes an exchange as it arrives)
+and the storage pipeline (which syncs the WARC file before the lines that point into it, and tells
+which articles were written); ``crawler.warc`` does the WARC work itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+from scrapy import signals
+
+from crawler.warc import CDXJ_SUFFIX, SUFFIX, RecordRef, WarcWriter, package_wacz, recover, write_cdxj
+
+logger = logging.getLogger(__name__)
+
+# The crawl's settings that say how the pages were fetched, recorded in each file's warcinfo record.
+WARCINFO_SETTINGS = (
+    "THEORY_BASE_URL", "THEORY_CHANNEL_URL", "THEORY_FEED_PATH", "USER_AGENT", "ROBOTSTXT_OBEY",
+    "DOWNLOAD_DELAY", "AUTOTHROTTLE_ENABLED", "CONCURRENT_REQUESTS_PER_DOMAIN", "DOWNLOAD_MAXSIZE",
+)
+
+
+def wire_headers(headers) -> list[tuple[str, str]]:
+    """Scrapy's headers as (name, value) pairs, the bytes kept as they are (latin-1), one pair per value."""
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, values in headers.items() for value in values]
+
+
+class Capture:
+    def __init__(self, data_dir: Path, max_size: int, warcinfo: dict[str, str]):
+        self.warc_dir = Path(data_dir) / "warc"
+        self.wacz_dir = Path(data_dir) / "wacz"
+        self.warc_dir.mkdir(parents=True, exist_ok=True)
+        # What a killed run left: a torn last record is cut (no line can point at it: a line is
+        # appended only after its records are written), and files it never indexed are indexed now.
+        for name, cut in recover(self.warc_dir).items():
+            logger.warning("%s: cut a torn record of %d bytes left by an interrupted run", name, cut)
+        for path in sorted(self.warc_dir.glob(f"*{SUFFIX}")):
+            if not path.with_name(path.name + CDXJ_SUFFIX).exists():
+                write_cdxj(path)
+        self.writer = WarcWriter(self.warc_dir, max_size, warcinfo)
+        self.pages: list[dict] = []
+
+    @classmethod
+    def of(cls, crawler) -> Capture | None:
+        """The crawl's capture, made at the first ask; None when THEORY_WARC is off."""
+        settings = crawler.settings
+        if not settings.getbool("THEORY_WARC"):
+            return None
+        capture = getattr(crawler, "theory_capture", None)
+        if capture is None:
+            warcinfo = {name.lower(): str(settings.get(name)) for name in WARCINFO_SETTINGS}
+            warcinfo["robots"] = "obey" if settings.getbool("ROBOTSTXT_OBEY") else "ignore"
+            capture = cls(Path(settings.get("THEORY_DATA_DIR")), settings.getint("THEORY_WARC_MAX_SIZE"), warcinfo)
+            crawler.theory_capture = capture
+            crawler.signals.connect(capture.close, signal=signals.spider_closed)
+        return capture
+
+    def record(self, request, response) -> RecordRef:
+        """The exchange as it came over the wire: ``response.body`` before any decompression."""
+        return self.writer.write_exchange(
+            url=response.url,
+            method=request.method,
+            request_headers=wire_headers(request.headers),
+            request_body=request.body,
+            protocol=response.protocol,
+            status=response.status,
+            response_headers=wire_headers(response.headers),
+            payload=response.body,
+            ip_address=str(response.ip_address) if response.ip_address else None,
+            date=datetime.now(timezone.utc),
+        )
+
+    def sync(self) -> None:
+        self.writer.sync()
+
+    def page_written(self, record: dict) -> None:
+        self.pages.append({"url": record["url"], "ts": record["crawled_at"], "title": record["title"]})
+
+    def close(self, reason: str) -> None:
+        """Index this run's WARC files and package them, with the articles written, as a WACZ."""
+        try:
+            files = self.writer.close()
+        except OSError as error:  # the output failure that stopped the run said it already
+            logger.debug("WARC files not closed cleanly: %s", error)
+            return
+        if not files or reason == "output_error":  # no room for a package: the next run's recovery will do
+            return
+        self.wacz_dir.mkdir(parents=True, exist_ok=True)
+        out = self.wacz_dir / (files[0].name.removesuffix(f"-00000{SUFFIX}") + ".wacz")
+        try:
+            package_wacz(files, self.pages, out)
+        except (RuntimeError, OSError) as error:
+            logger.error("the run's WACZ package could not be written: %s (its WARC files are whole)", error)
+            return
+        logger.info("web archive of this run: %d WARC files, %s", len(files), out)

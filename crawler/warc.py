@@ -1,0 +1,435 @@
+"""WARC 1.1 capture of raw HTTP exchanges, crash recovery, CDXJ indexes and WACZ packaging.
+
+The JSONL output says what an article is; the WARC files keep what the server actually sent, so that a
+parse can be redone or checked later and the crawl can be replayed. Records are written with warcio,
+one gzip member per record, and a line of JSONL may point at its capture through a ``RecordRef``:
+(file, offset, length) of the response's gzip member, readable again by a single seek.
+
+Durability follows the JSONL rule of the storage pipeline: a ``RecordRef`` may be written into the
+JSONL only after ``WarcWriter.sync()`` has returned, so the WARC is synced before the JSONL; after a
+crash, ``recover()`` cuts the torn tail (a record half written) off the WARC files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http.client import responses as _REASONS
+from importlib import metadata
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+WARC_VERSION = "WARC/1.1"
+SUFFIX = ".warc.gz"
+CDXJ_SUFFIX = ".cdxj"
+_CHUNK = 1 << 16
+
+
+def software() -> str:
+    try:
+        version = metadata.version("theory-crawler")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        version = "unknown"
+    return f"theory-crawler/{version}"
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    file: str  # WARC file name, relative to the WARC directory
+    offset: int  # byte offset of the gzip member holding the response record
+    length: int  # its length in bytes
+    record_id: str  # the WARC-Record-ID, "<urn:uuid:...>"
+
+
+class _WireHeaders(StatusAndHeaders):
+    """HTTP headers serialised back to the bytes that came over the wire.
+
+    warcio percent-encodes any header that is not ASCII (RFC 8187), which would change e.g. a raw
+    GBK/UTF-8 Location or Content-Disposition. Header names and values are given as ``str`` holding the
+    wire bytes decoded as latin-1, so encoding them as latin-1 gives back those exact bytes, and the
+    block digest (computed by warcio over this buffer) matches what is stored.
+    """
+
+    def compute_headers_buffer(self, header_filter=None):
+        self.headers_buff = self.to_str(header_filter).encode("latin-1") + b"\r\n"
+
+
+def warc_date(date: datetime) -> str:
+    """WARC/1.1 date, always with microseconds (warcio drops the fraction when it is zero)."""
+    if date.tzinfo is None:  # naive datetimes are taken to be UTC already
+        date = date.replace(tzinfo=timezone.utc)
+    return date.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _check_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    for name, value in headers:
+        if any(c in name + value for c in "\r\n") or ":" in name:
+            raise ValueError(f"header would break the record: {name!r}: {value!r}")
+    return list(headers)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class WarcWriter:
+    """Appends request/response pairs to rotating ``.warc.gz`` files of one crawl run.
+
+    Files are ``<prefix>-<UTC start of the writer>-<serial>.warc.gz``: one timestamp per writer (per
+    run), the serial counting the rotations. A file is opened at the first exchange, never reopened
+    or overwritten (exclusive create), and each begins with a warcinfo record.
+    """
+
+    def __init__(self, directory: Path, max_size: int, warcinfo: dict[str, str], prefix: str = "theory"):
+        self.directory = Path(directory)
+        self.max_size = max_size
+        self.warcinfo = dict(warcinfo)
+        self.prefix = prefix
+        self._stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self._serial = 0
+        self._files: list[Path] = []
+        self._fh: io.FileIO | None = None  # unbuffered: every write goes to the OS at once
+        self._size = 0  # bytes in the current file
+        self._records = 0  # exchanges in the current file
+        self._dir_synced = True  # whether the directory entry of the current file is durable
+        self._closed = False
+        # warcio builds the records and their digests; _member serialises each into its own gzip
+        # member in memory first, so that its size is known before it goes into a file.
+        self._builder = WARCWriter(None, gzip=True, warc_version=WARC_VERSION)
+
+    @property
+    def files(self) -> list[Path]:
+        return list(self._files)
+
+    # -- records -------------------------------------------------------------------------------
+
+    def _member(self, record) -> bytes:
+        buf = io.BytesIO()
+        WARCWriter(buf, gzip=True, warc_version=WARC_VERSION).write_record(record)
+        return buf.getvalue()
+
+    def _warcinfo_member(self, filename: str) -> bytes:
+        fields = {
+            "software": software(),
+            "format": "WARC File Format 1.1",
+            "conformsTo": "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
+            **self.warcinfo,
+        }
+        record = self._builder.create_warcinfo_record(filename, fields)
+        record.rec_headers.replace_header("WARC-Date", warc_date(datetime.now(timezone.utc)))
+        return self._member(record)
+
+    def write_exchange(
+        self,
+        *,
+        url: str,
+        method: str,
+        request_headers: list[tuple[str, str]],
+        request_body: bytes,
+        protocol: str,
+        status: int,
+        response_headers: list[tuple[str, str]],
+        payload: bytes,
+        ip_address: str | None,
+        date: datetime,
+    ) -> RecordRef:
+        """Write the response record, then the request record; return where the response is.
+
+        Headers are ``(name, value)`` with the wire bytes decoded as latin-1; ``payload`` is the body as
+        it came over the wire (still Content-Encoded, e.g. gzip), never decoded. Both digests are
+        computed by warcio over the bytes as stored, so WARC-Payload-Digest is the digest of the
+        compressed body when there is a Content-Encoding, as WARC 1.1 prescribes.
+        """
+        if self._closed:
+            raise RuntimeError("WarcWriter is closed")
+        date_str = warc_date(date)
+        common = {"WARC-Target-URI": url, "WARC-Date": date_str}
+        if ip_address:
+            common["WARC-IP-Address"] = ip_address
+
+        # Scrapy's HTTP/2 handler says "h2"; replay tools expect an HTTP/1.x status line, so the
+        # protocol actually used goes into the (proposed, widely used) WARC-Protocol header instead.
+        protocol = protocol or "HTTP/1.1"  # Scrapy's Response.protocol may be None
+        http_version = protocol if protocol.upper().startswith("HTTP/1.") else "HTTP/1.1"
+        if protocol and http_version != protocol:
+            common["WARC-Protocol"] = protocol.lower()
+
+        # Transfer-Encoding is dropped: the payload we get is already de-chunked (Twisted removes the
+        # chunking), and warcio's readers (content_stream, replay) would try to de-chunk it again.
+        # Content-Encoding is kept, because the payload is still compressed.
+        kept = [(n, v) for n, v in _check_headers(response_headers) if n.lower() != "transfer-encoding"]
+        reason = _REASONS.get(status, "")
+        response_http = _WireHeaders(f"{status} {reason}".rstrip(), kept, protocol=http_version)
+        response = self._builder.create_warc_record(
+            url,
+            "response",
+            payload=io.BytesIO(payload),
+            length=len(payload),
+            warc_headers_dict=dict(common),
+            http_headers=response_http,
+        )
+        response_id = response.rec_headers.get_header("WARC-Record-ID")
+
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        sent = _check_headers(request_headers)
+        # Scrapy's Request.headers lack Host, which Twisted adds when sending: put it back so that the
+        # request record says what was sent.
+        if not any(n.lower() == "host" for n, _ in sent) and parts.netloc:
+            sent.insert(0, ("Host", parts.netloc.rsplit("@", 1)[-1]))
+        request_http = _WireHeaders(f"{target} {http_version}", sent, protocol=method.upper())
+        request = self._builder.create_warc_record(
+            url,
+            "request",
+            payload=io.BytesIO(request_body),
+            length=len(request_body),
+            warc_headers_dict={**common, "WARC-Concurrent-To": response_id},
+            http_headers=request_http,
+        )
+
+        response_member = self._member(response)
+        pair = response_member + self._member(request)
+        # Rotate when this pair would push a file that already holds an exchange past max_size (a
+        # single exchange larger than max_size still gets written, alone in its file).
+        if self._fh is not None and self._records and self._size + len(pair) > self.max_size:
+            self._finish_file()
+        if self._fh is None:
+            self._open_file()
+        offset = self._size
+        # Straight to the OS: a killed process loses nothing that write_exchange returned, readers
+        # see it, and a crash tears at most this tail (see recover()). Only sync() makes it survive
+        # a power loss.
+        self._append(pair)
+        self._records += 1
+        return RecordRef(self._files[-1].name, offset, len(response_member), response_id)
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def _append(self, data: bytes) -> None:
+        """Append data to the current file, or leave the file as it was (e.g. on a full disk).
+
+        Rolling a failed write back keeps the offsets of later RecordRefs right and the file free of
+        a torn record in its middle.
+        """
+        assert self._fh is not None
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[self._fh.write(view) :]
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self._fh.truncate(self._size)
+                self._fh.seek(self._size)
+            raise
+        self._size += len(data)
+
+    def _open_file(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        while True:
+            path = self.directory / f"{self.prefix}-{self._stamp}-{self._serial:05d}{SUFFIX}"
+            self._serial += 1
+            try:
+                fh = open(path, "xb", buffering=0)
+            except FileExistsError:  # another writer started in the same second
+                continue
+            break
+        self._fh, self._size, self._records = fh, 0, 0
+        try:
+            self._append(self._warcinfo_member(path.name))
+        except BaseException:  # no file without its warcinfo
+            self._fh = None
+            fh.close()
+            path.unlink(missing_ok=True)
+            raise
+        self._files.append(path)
+        self._dir_synced = False
+
+    def _finish_file(self) -> None:
+        self.sync()
+        assert self._fh is not None
+        self._fh.close()
+        self._fh = None
+
+    def sync(self) -> None:
+        """Flush and fsync: after this returns, every RecordRef handed out so far is durable.
+
+        Earlier files were synced when they were rotated out; a new file's directory entry is
+        synced once, so the file itself survives a power loss and not just its bytes.
+        """
+        if self._fh is None:
+            return
+        os.fsync(self._fh.fileno())
+        if not self._dir_synced:
+            _fsync_dir(self.directory)
+            self._dir_synced = True
+
+    def close(self) -> list[Path]:
+        """Sync and close, write a CDXJ index beside each WARC file; return the WARC paths."""
+        if not self._closed:
+            if self._fh is not None:
+                self._finish_file()
+            self._closed = True
+            for path in self._files:
+                write_cdxj(path)
+        return self.files
+
+    def __enter__(self) -> WarcWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# -- recovery and reading ------------------------------------------------------------------------
+
+
+def _intact_length(path: Path) -> int:
+    """Bytes from the start of the file up to the end of the last gzip member that is whole.
+
+    Every record is written as one gzip member whose trailer (CRC32 and size, checked by zlib) comes
+    last, so a member that decompresses to its end holds a whole record. A torn member never reaches
+    its end; zeros left by the file system after a crash fail the header check.
+    """
+    intact = 0
+    consumed = 0  # bytes read from the file
+    member = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            consumed += len(chunk)
+            data = chunk
+            while data:
+                try:
+                    member.decompress(data, _CHUNK)  # output is not needed, bound it
+                except zlib.error:
+                    return intact
+                if member.eof:
+                    data = member.unused_data
+                    intact = consumed - len(data)
+                    member = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                else:
+                    data = member.unconsumed_tail
+    return intact
+
+
+def recover(directory: Path) -> dict[str, int]:
+    """Cut a torn tail off every WARC file in directory (a crash mid-record): keep the whole gzip members
+    up to the last complete record, truncate the rest; returns {file name: bytes cut}. Never touch a
+    whole file.
+
+    Only files that were cut are in the result. A file whose very first record was torn is cut to zero
+    bytes and left in place (an empty file is a valid, empty WARC). Its CDXJ index, if the writer never
+    got to write one, can be made with ``write_cdxj``.
+    """
+    cut: dict[str, int] = {}
+    for path in sorted(Path(directory).glob(f"*{SUFFIX}")):
+        size = path.stat().st_size
+        intact = _intact_length(path)
+        if intact == size:
+            continue  # whole: not even opened for writing
+        with open(path, "r+b") as fh:
+            fh.truncate(intact)
+            fh.flush()
+            os.fsync(fh.fileno())
+        cut[path.name] = size - intact
+    return cut
+
+
+def read_record(directory: Path, ref: RecordRef) -> tuple[str, bytes]:
+    """(WARC-Record-ID, raw payload bytes as stored) of the record at ref, by seeking (no full scan).
+
+    The payload is the HTTP body as stored (still Content-Encoded); the digests are checked on the way
+    and a mismatch raises ValueError.
+    """
+    with open(Path(directory) / ref.file, "rb") as fh:
+        fh.seek(ref.offset)
+        member = fh.read(ref.length)
+    if len(member) != ref.length:
+        raise ValueError(f"{ref.file} ends before {ref.offset}+{ref.length}")
+    for record in ArchiveIterator(io.BytesIO(member), check_digests=True):
+        payload = record.raw_stream.read()
+        if record.digest_checker.passed is False:
+            raise ValueError(f"digest mismatch at {ref}: {record.digest_checker.problems}")
+        return record.rec_headers.get_header("WARC-Record-ID"), payload
+    raise ValueError(f"no record at {ref}")
+
+
+# -- indexes and packages ------------------------------------------------------------------------
+
+
+def write_cdxj(warc_path: Path) -> Path:
+    """Write ``<warc name>.cdxj`` beside the WARC: one sorted CDXJ line per response record.
+
+    cdxj-indexer (webrecorder's, also what py-wacz uses) writes the lines: ``<surt> <14-digit
+    timestamp> {url, mime, status, digest, length, offset, filename}``. It is written to a temporary
+    file and renamed, so a crash never leaves half an index.
+    """
+    from cdxj_indexer.main import CDXJIndexer
+
+    warc_path = Path(warc_path)
+    out = warc_path.with_name(warc_path.name + CDXJ_SUFFIX)
+    tmp = out.with_name(out.name + ".tmp")
+    # records="response" explicitly: importing py-wacz appends "warcinfo" to CDXJIndexer's defaults.
+    CDXJIndexer(output=str(tmp), inputs=[str(warc_path)], sort=True, records="response").process_all()
+    os.replace(tmp, out)
+    return out
+
+
+def _page_line(page: dict) -> dict:
+    line = dict(page)
+    if "url" not in line or "ts" not in line:
+        raise ValueError(f"a page needs url and ts: {page!r}")
+    if isinstance(line["ts"], datetime):
+        line["ts"] = warc_date(line["ts"])
+    return line
+
+
+def package_wacz(warc_paths: list[Path], pages: list[dict], out_path: Path) -> Path:
+    """A WACZ of these WARC files, with pages.jsonl listing `pages` (url, ts, title) and datapackage.json
+    with sha256 digests; the result passes `wacz validate`.
+
+    py-wacz (``wacz create``, run in process) writes the WACZ 1.1.1 layout: archive/ (stored, not
+    deflated), indexes/index.cdx.gz + index.idx, pages/pages.jsonl, datapackage.json with sha256
+    hashes and datapackage-digest.json. Pages are copied as given (``--copy-pages``) rather than matched
+    against the captures, which would silently drop a page whose ``ts`` is not the capture's second.
+    ``ts`` may be an ISO 8601 string or a datetime. The WACZ is written beside out_path and renamed.
+    """
+    try:
+        from wacz.main import main as wacz_main
+    except ImportError as error:  # py-wacz needs Python >= 3.11
+        raise RuntimeError("packaging a WACZ needs the 'wacz' package (Python >= 3.11)") from error
+
+    warc_paths = [Path(p) for p in warc_paths]
+    names = [p.name for p in warc_paths]
+    if len(set(names)) != len(names):
+        raise ValueError(f"WARC file names must be unique inside a WACZ: {names}")
+    out_path = Path(out_path)
+    tmp_out = out_path.with_name(out_path.name + ".tmp")
+    with tempfile.TemporaryDirectory() as tmp:
+        pages_file = Path(tmp) / "pages.jsonl"
+        lines = [{"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}]
+        lines += [_page_line(page) for page in pages]
+        pages_file.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), "utf-8")
+        args = ["create", "-o", str(tmp_out), "--pages", str(pages_file), "--copy-pages"]
+        args += [str(p) for p in warc_paths]
+        said = io.StringIO()
+        with contextlib.redirect_stdout(said):  # py-wacz reports by print()
+            code = wacz_main(args)
+    if code != 0:
+        tmp_out.unlink(missing_ok=True)
+        raise RuntimeError(f"wacz create failed ({code}): {said.getvalue()}")
+    os.replace(tmp_out, out_path)
+    return out_path

@@ -1,0 +1,135 @@
+"""End to end: the crawl of both mirrors as a web archive. Every exchange in WARC files that pass
+`warcio check`, a WACZ that `wacz validate` accepts, every item pointing at the bytes the site served,
+whole records after a SIGKILL, and the same items again from the WARC files alone."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from conftest import PROJECT_ROOT, read_jsonl, run_crawl
+from crawl_helpers import ARTICLES, start_crawl, wait_for_lines, whole_lines
+from crawler.urls import article_page_url
+from crawler.warc import RecordRef, read_record
+
+BIN = Path(sys.executable).parent
+
+
+def channel_url(server) -> str:
+    return server.url + "theory/"
+
+
+@pytest.fixture
+def mirrors(serve_mirror, shared_site, shared_current_site):
+    """Both mirrors, the current one compressing its pages (gzip) as a live server may."""
+    return serve_mirror(shared_site / "www"), serve_mirror(shared_current_site / "www", "--gzip"), shared_site, shared_current_site
+
+
+def served_bytes(row: dict, page: int, shared_site: Path, shared_current_site: Path) -> bytes:
+    path = urlsplit(article_page_url(row["url"], page)).path
+    root = shared_current_site if path.startswith("/c/") else shared_site
+    return (root / "www" / path.lstrip("/")).read_bytes()
+
+
+def as_served(payload: bytes) -> bytes:
+    """The page as the mirror holds it: the WARC keeps a gzip-compressed answer compressed."""
+    return gzip.decompress(payload) if payload[:2] == b"\x1f\x8b" else payload
+
+
+def assert_every_reference_resolves(data_dir: Path, rows: list[dict], shared_site: Path, shared_current_site: Path) -> None:
+    for row in rows:
+        assert len(row["warc"]) == row["page_count"], row["url"]
+        for page, place in enumerate(row["warc"], 1):
+            record_id, payload = read_record(data_dir / "warc", RecordRef(**place))
+            assert record_id == place["record_id"]
+            assert as_served(payload) == served_bytes(row, page, shared_site, shared_current_site), (row["url"], page)
+
+
+def warcio_check(path: Path) -> None:
+    result = subprocess.run([str(BIN / "warcio"), "check", "-v", str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "digest pass" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "digest fail" not in result.stdout
+
+
+def test_the_crawl_of_both_mirrors_is_a_valid_web_archive_its_items_point_into(mirrors, tmp_path):
+    legacy, current, shared_site, shared_current_site = mirrors
+    data_dir = tmp_path / "data"
+    result = run_crawl(legacy.url, data_dir, THEORY_CHANNEL_URL=channel_url(current))
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = read_jsonl(data_dir / ARTICLES)
+    assert len(rows) == 436
+
+    (warc_file,) = sorted((data_dir / "warc").glob("*.warc.gz"))
+    warcio_check(warc_file)
+    assert_every_reference_resolves(data_dir, rows, shared_site, shared_current_site)
+
+    # The CDXJ index replays a page: its line gives the record's place, the record the served bytes.
+    index = [json.loads(line.split(" ", 2)[2]) for line in Path(f"{warc_file}.cdxj").read_text().splitlines()]
+    by_url = {}
+    for entry in index:
+        by_url.setdefault(entry["url"], []).append(entry)
+    row = next(row for row in rows if row["url"].startswith(current.url))
+    (entry,) = by_url[row["url"]]
+    place = RecordRef(warc_file.name, int(entry["offset"]), int(entry["length"]), row["warc"][0]["record_id"])
+    assert as_served(read_record(data_dir / "warc", place)[1]) == served_bytes(row, 1, shared_site, shared_current_site)
+
+    # Everything the crawl fetched is there: robots.txt of both hosts, start pages, feed pages, images.
+    urls = set(by_url)
+    assert {legacy.url + "robots.txt", current.url + "robots.txt", legacy.url, channel_url(current)} <= urls
+    assert any(url.endswith("/json/theory/index_7.json") for url in urls)  # the 404 that ended the feed
+    images = {image for row in rows for image in row["images"]}
+    assert images and images <= urls
+    assert all(len(by_url[image]) == 1 for image in images)  # each image fetched once
+
+    (package,) = (data_dir / "wacz").glob("*.wacz")
+    validation = subprocess.run([str(BIN / "wacz"), "validate", "-f", str(package)], capture_output=True, text=True, timeout=300)
+    assert validation.returncode == 0 and "valid" in validation.stdout, validation.stdout + validation.stderr
+
+    # Offline, from the WARC files alone, the same items again, line for line.
+    out = tmp_path / "reextracted"
+    again = subprocess.run(
+        [sys.executable, "-m", "scrapy", "reextract", str(data_dir / "warc"), "-s", f"THEORY_DATA_DIR={out}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "crawled_at"} for row in rows]  # noqa: E731
+    assert strip(read_jsonl(out / ARTICLES)) == strip(rows)
+
+
+def test_a_killed_run_leaves_only_whole_records_and_the_rerun_points_at_whole_ones(mirrors, tmp_path):
+    legacy, current, shared_site, shared_current_site = mirrors
+    data_dir = tmp_path / "data"
+    process = start_crawl(legacy.url, data_dir, THEORY_CHANNEL_URL=channel_url(current), CONCURRENT_REQUESTS="2",
+                          CONCURRENT_REQUESTS_PER_DOMAIN="1", DOWNLOAD_DELAY="0.005")
+    wait_for_lines(process, data_dir / ARTICLES, 60)
+    process.kill()
+    process.wait(timeout=10)
+    (torn,) = sorted((data_dir / "warc").glob("*.warc.gz"))
+    with open(torn, "ab") as tail:  # what a kill in the middle of a write leaves: half a record
+        member = gzip.compress(b"WARC/1.1\r\nWARC-Type: response\r\n" + os.urandom(4000))
+        tail.write(member[: len(member) // 2])
+
+    rerun = run_crawl(legacy.url, data_dir, THEORY_CHANNEL_URL=channel_url(current))
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "cut a torn record" in rerun.stderr
+    for path in sorted((data_dir / "warc").glob("*.warc.gz")):
+        warcio_check(path)
+    rows = whole_lines(data_dir / ARTICLES)
+    assert len(rows) == 436 and len({row["article_id"] for row in rows}) == 436
+    assert_every_reference_resolves(data_dir, rows, shared_site, shared_current_site)
+
+
+def test_capture_can_be_turned_off(mirrors, tmp_path):
+    legacy, current, _, _ = mirrors
+    data_dir = tmp_path / "data"
+    result = run_crawl(legacy.url, data_dir, THEORY_CHANNEL_URL=channel_url(current), THEORY_WARC="0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (data_dir / "warc").exists() and not (data_dir / "wacz").exists()
+    assert all(row["warc"] == [] for row in read_jsonl(data_dir / ARTICLES))
