@@ -193,10 +193,11 @@ class CrawlState:
         """Articles recorded as written but not ``present`` in the output are owed again; returns how many."""
         rows = self.db.execute(f"SELECT article_id FROM articles WHERE status IN {DONE} AND status != 'duplicate'")
         missing = [(article_id,) for (article_id,) in rows if article_id not in present]
+        now = _now()
         self.db.executemany(
             "UPDATE articles SET status = 'pending', attempts = 0, last_error = 'missing from the output',"
-            f" updated_at = '{_now()}' WHERE article_id = ?",
-            missing,
+            " updated_at = ? WHERE article_id = ?",
+            [(now, article_id) for (article_id,) in missing],
         )
         return len(missing)
 

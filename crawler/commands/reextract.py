@@ -20,6 +20,7 @@ from scrapy.http import Headers, TextResponse
 from scrapy.responsetypes import responsetypes
 from warcio.archiveiterator import ArchiveIterator
 
+from crawler.extensions import EXIT_LOCKED, EXIT_OK, EXIT_OUTPUT_FAILED
 from crawler.loaders import ArticlePage, load_article
 from crawler.middlewares import EncodingRepairMiddleware
 from crawler.pipelines import DedupePipeline, StoragePipeline, ValidationPipeline
@@ -100,7 +101,7 @@ class Command(ScrapyCommand):
             state = CrawlState(data_dir)
         except CrawlLocked as error:
             print(f"theory-crawler: {error}; not starting", file=sys.stderr)
-            self.exitcode = 3
+            self.exitcode = EXIT_LOCKED
             return
         stats = Stats()
         pipelines = [
@@ -118,7 +119,7 @@ class Command(ScrapyCommand):
         written, rejected = stats["theory/written"], stats["theory/rejected"]
         print(f"reextract: {stats['theory/article/pages']} article pages read, {written} articles written, "
               f"{rejected} rejected, {stats['theory/duplicates/url'] + stats['theory/duplicates/content']} duplicates")
-        self.exitcode = 7 if stats.get("theory/output_error") else 0
+        self.exitcode = EXIT_OUTPUT_FAILED if stats.get("theory/output_error") else EXIT_OK
 
     def extract(self, warc_dir: Path, stats: Stats, pipelines) -> None:
         repair = EncodingRepairMiddleware(stats)
