@@ -131,9 +131,9 @@ class TheorySpider(scrapy.Spider):
             self.crawler.stats.set_value("theory/recovery/state_rebuilt", str(self.state.damaged_copy))
 
     def close_state(self, reason: str) -> None:
-        if self.full and reason == "finished" and not self.crawler.stats.get_value("theory/start_failed/legacy") \
-                and not self.crawler.stats.get_value("theory/start_failed/current"):
-            self.state.mark_full_walk()
+        started = not any(self.crawler.stats.get_value(f"theory/start_failed/{site}") for site in (LEGACY, CURRENT))
+        if self.full and reason == "finished" and started and self.only_sections is None:
+            self.state.mark_full_walk()  # every listing and feed page of both sites was walked
         self.state.close()
 
     def full_walk_due(self) -> bool:
