@@ -9,9 +9,16 @@ For each mirror size (small, large) it
   1. generates the mirror with <shared>/site/generate.py (cached under --work) and serves it with serve.py;
   2. fetches exactly the pages the crawl fetches with a do-nothing Scrapy spider (bench/bare_spider.py):
      the bare-fetch reference;
-  3. runs the real `scrapy crawl theory` into a fresh data dir (politeness off, same concurrency) and
+  3. runs the real `scrapy crawl theory` into a fresh data dir (politeness off, same concurrency; WARC
+     capture and image capture off, so the figures compare with those of earlier versions) and
      measures wall time, pages/s, articles/s and the crawl process's peak RSS (wait4 rusage of that
-     process alone), and checks that articles.jsonl holds every unique article;
+     process alone, forked from a small launcher so that this script's own RSS does not count), and checks
+     that articles.jsonl holds every unique article;
+  4. crawls again with WARC capture on (THEORY_WARC=1) into another fresh data dir, right after the
+     capture-off crawl of step 3 (THEORY_WARC=0; images off in both, THEORY_CAPTURE_IMAGES=0, so both
+     fetch exactly the bare fetch's pages), and sizes the .warc.gz files and the WACZ;
+  5. re-extracts that capture offline (`scrapy reextract WARC_DIR` into a fresh data dir): wall time,
+     articles/s, peak RSS, and whether its articles.jsonl equals the crawl's but for crawled_at;
 and, on the large mirror, times an incremental run (second crawl, same data dir). Then it times parsing
 alone on a sample of article pages: the project's reader + loader against trafilatura and GNE, with
 accuracy against expected.jsonl. It prints a table of targets and writes every figure to --out as JSON.
@@ -50,6 +57,13 @@ FAST = {
     "LOG_LEVEL": "INFO",
 }
 FIELDS = ("title", "published_date", "authors", "body")
+# The crawl figures (against the bare fetch, RSS, incremental) are taken with capture off: the same work
+# as before WARC capture existed. Capture on keeps images off, so that the same pages are fetched.
+CAPTURE_OFF = {"THEORY_WARC": "0", "THEORY_CAPTURE_IMAGES": "0"}
+CAPTURE_ON = {"THEORY_WARC": "1", "THEORY_CAPTURE_IMAGES": "0"}
+REEXTRACT_SUMMARY = re.compile(
+    r"reextract: (\d+) article pages read, (\d+) articles written, (\d+) rejected, (\d+) duplicates"
+)
 
 
 def log(message: str) -> None:
@@ -168,18 +182,45 @@ class Server:
         }
 
 
+# Forks the measured command, waits for it (wait4) and writes its wall time, exit status and rusage to argv[1].
+# Linux carries the peak RSS of the process that execs into the new program's ru_maxrss: a command started
+# straight from this script would report at least this script's own peak (over 100 MiB once the large
+# mirror's expected.jsonl was read). Forked from this small launcher instead, it starts from ~10 MiB.
+LAUNCHER = r"""
+import json, os, signal, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the command too, which ends as it would alone
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - started
+with open(sys.argv[1], "w") as out:
+    json.dump({"exit_status": os.waitstatus_to_exitcode(status), "wall_seconds": wall, "ru_maxrss_kib": usage.ru_maxrss,
+               "cpu_seconds": usage.ru_utime + usage.ru_stime}, out)
+"""
+
+
 def run_measured(command: list[str], cwd: Path, log_path: Path) -> dict:
-    """Run a command to completion; wall time, exit status, and its own peak RSS and CPU time."""
-    started = time.perf_counter()
+    """Run a command to completion; wall time, exit status, and its own peak RSS and CPU time (see LAUNCHER)."""
+    usage_path = log_path.with_name(log_path.name + ".usage.json")
+    usage_path.unlink(missing_ok=True)
+    own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with open(log_path, "wb") as output:
-        process = subprocess.Popen(command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
-        usage = wait_rusage(process)
-    wall = time.perf_counter() - started
+        process = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(usage_path), *command], cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
+        process.wait()
+    if not usage_path.exists():
+        raise RuntimeError(f"the measuring launcher failed (exit {process.returncode}), see {log_path}")
+    usage = json.loads(usage_path.read_text())
     return {
-        "exit_status": process.returncode,
-        "wall_seconds": round(wall, 3),
-        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # Linux: ru_maxrss is in KiB
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+        "exit_status": usage["exit_status"],
+        "wall_seconds": round(usage["wall_seconds"], 3),
+        "peak_rss_mib": round(usage["ru_maxrss_kib"] / 1024, 1),  # Linux: ru_maxrss is in KiB
+        "cpu_seconds": round(usage["cpu_seconds"], 2),
+        "bench_peak_rss_mib_at_start": round(own_peak / 1024, 1),  # what a direct child's ru_maxrss would have included
         "log": str(log_path),
     }
 
@@ -221,13 +262,13 @@ def bare_fetch(site: Path, mirror: Path, paths_file: Path, run_dir: Path, label:
     }
 
 
-def crawl(site: Path, mirror: Path, data_dir: Path, run_dir: Path, label: str) -> dict:
+def crawl(site: Path, mirror: Path, data_dir: Path, run_dir: Path, label: str, capture: dict[str, str]) -> dict:
     server = Server(site, mirror / "www", run_dir / f"{label}-server.json")
     runs = data_dir / "runs"
     before = set(runs.glob("*.json")) if runs.exists() else set()
     command = [
         sys.executable, "-m", "scrapy", "crawl", "theory",
-        *settings_args({**FAST, "THEORY_BASE_URL": server.url, "THEORY_CHANNEL_URL": "", "THEORY_DATA_DIR": str(data_dir)}),
+        *settings_args({**FAST, **capture, "THEORY_BASE_URL": server.url, "THEORY_CHANNEL_URL": "", "THEORY_DATA_DIR": str(data_dir)}),
     ]
     try:
         measured = run_measured(command, REPO, run_dir / f"{label}.log")
@@ -242,6 +283,7 @@ def crawl(site: Path, mirror: Path, data_dir: Path, run_dir: Path, label: str) -
     lines = sum(1 for _ in open(articles_file, "rb")) if articles_file.exists() else 0
     return {
         **measured,
+        "capture_settings": capture,
         "base_url": server.url,
         "pages": report["requests"],
         "listing_pages": report["listing_pages"],
@@ -256,6 +298,109 @@ def crawl(site: Path, mirror: Path, data_dir: Path, run_dir: Path, label: str) -
         "server": served,
         "run_report": str(reports[-1]),
     }
+
+
+def files_size(directory: Path, pattern: str) -> tuple[int, int]:
+    """(number, total bytes) of the files matching pattern in directory."""
+    found = sorted(directory.glob(pattern)) if directory.is_dir() else []
+    return len(found), sum(path.stat().st_size for path in found)
+
+
+def without_crawled_at(line: bytes) -> dict:
+    record = json.loads(line)
+    record.pop("crawled_at", None)
+    return record
+
+
+def compare_articles(crawled: Path, reextracted: Path) -> dict:
+    """Line by line, crawled_at left out: how many lines differ (a missing or extra line counts as one)."""
+    with open(crawled, "rb") as a, open(reextracted, "rb") as b:
+        left = [line for line in a if line.strip()]
+        right = [line for line in b if line.strip()]
+    mismatched = sum(without_crawled_at(x) != without_crawled_at(y) for x, y in zip(left, right))
+    mismatched += abs(len(left) - len(right))
+    result = {"crawl_lines": len(left), "reextract_lines": len(right), "mismatched_lines": mismatched}
+    if mismatched:  # order aside, do the same records come out?
+        by_url = {}
+        for line in left:
+            record = without_crawled_at(line)
+            by_url[record["url"]] = record
+        result["mismatched_by_url"] = sum(by_url.pop(record["url"], None) != record for record in map(without_crawled_at, right)) + len(by_url)
+    return result
+
+
+def reextract(warc_dir: Path, out_dir: Path, run_dir: Path, label: str) -> dict:
+    """`scrapy reextract WARC_DIR` into a fresh data dir, measured like the crawl (wait4 of its process)."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    command = [sys.executable, "-m", "scrapy", "reextract", str(warc_dir), *settings_args({"THEORY_DATA_DIR": str(out_dir)})]
+    measured = run_measured(command, REPO, run_dir / f"{label}.log")
+    said = Path(measured["log"]).read_text("utf-8", "replace")
+    summary = REEXTRACT_SUMMARY.search(said)
+    if measured["exit_status"] != 0 or summary is None:
+        raise RuntimeError(f"scrapy reextract failed (exit {measured['exit_status']}), see {measured['log']}")
+    pages, written, rejected, duplicates = map(int, summary.groups())
+    return {
+        **measured,
+        "summary": summary[0],
+        "article_pages_read": pages,
+        "written": written,
+        "rejected": rejected,
+        "duplicates": duplicates,
+        "articles_per_second": round(written / measured["wall_seconds"], 1),
+        "pages_per_second": round(pages / measured["wall_seconds"], 1),
+        "data_dir": str(out_dir),
+    }
+
+
+def capture_bench(off: dict, ons: list[dict], capture_dir: Path, run_dir: Path, label: str, repeat: int, bare: dict) -> dict:
+    """Capture on against off (same invocation, alternating), sizes of the capture, and its re-extraction."""
+    on = dict(min(ons, key=lambda run: run["wall_seconds"]))
+    on["complete"] = all(run["complete"] for run in ons)
+    on["peak_rss_mib"] = max(run["peak_rss_mib"] for run in ons)
+    on["all_wall_seconds"] = [run["wall_seconds"] for run in ons]
+    on["all_peak_rss_mib"] = [run["peak_rss_mib"] for run in ons]
+    on["same_requests_as_bare"] = all(run["server"]["requests"] == bare["server"]["requests"] for run in ons)
+    warc_files, warc_bytes = files_size(capture_dir / "warc", "*.warc.gz")
+    wacz_files, wacz_bytes = files_size(capture_dir / "wacz", "*.wacz")
+    written = ons[-1]["written"]  # the capture on disk is the last run's
+    result = {
+        "note": "capture on = THEORY_WARC=1, off = THEORY_WARC=0, THEORY_CAPTURE_IMAGES=0 in both (the same pages);"
+        " off is the crawl of the crawl section, each on run right after its off run; fastest of each kept",
+        "off": {key: off[key] for key in ("wall_seconds", "report_duration_seconds", "pages", "written", "pages_per_second",
+                                          "articles_per_second", "engine_pages_per_second", "peak_rss_mib", "cpu_seconds")},
+        "on": on,
+        "on_over_off": round(on["pages_per_second"] / off["pages_per_second"], 3),
+        # The run report's duration ends before the capture indexes its WARC files (CDXJ) and packages the
+        # WACZ: the ratio without start-up and that end-of-run work, and the time outside the report.
+        "on_over_off_engine": round(on["engine_pages_per_second"] / off["engine_pages_per_second"], 3),
+        "off_seconds_outside_report": round(off["wall_seconds"] - off["report_duration_seconds"], 2),
+        "on_seconds_outside_report": round(on["wall_seconds"] - on["report_duration_seconds"], 2),
+        "on_over_bare": round(on["pages_per_second"] / bare["pages_per_second"], 3),
+        "warc_files": warc_files,
+        "warc_bytes": warc_bytes,
+        "warc_bytes_per_article": round(warc_bytes / written) if written else None,
+        "warc_bytes_per_page": round(warc_bytes / ons[-1]["pages"]) if ons[-1]["pages"] else None,
+        "wacz_files": wacz_files,
+        "wacz_bytes": wacz_bytes,
+        "data_dir": str(capture_dir),
+    }
+    runs = []
+    for attempt in range(1, repeat + 1):
+        log(f"{label} [{attempt}/{repeat}]: scrapy reextract of {warc_files} WARC files ({warc_bytes / 2**20:.1f} MiB)")
+        runs.append(reextract(capture_dir / "warc", run_dir / f"{label}-reextract-data", run_dir, f"{label}-reextract"))
+        log(f"{label}: {runs[-1]['summary']} in {runs[-1]['wall_seconds']} s = {runs[-1]['articles_per_second']} articles/s,"
+            f" peak RSS {runs[-1]['peak_rss_mib']} MiB")
+    again = dict(min(runs, key=lambda run: run["wall_seconds"]))
+    again["peak_rss_mib"] = max(run["peak_rss_mib"] for run in runs)
+    again["all_wall_seconds"] = [run["wall_seconds"] for run in runs]
+    again["all_peak_rss_mib"] = [run["peak_rss_mib"] for run in runs]
+    again["over_crawl_on_articles_per_second"] = round(again["articles_per_second"] / on["articles_per_second"], 2)
+    again["over_crawl_off_articles_per_second"] = round(again["articles_per_second"] / off["articles_per_second"], 2)
+    again["comparison"] = compare_articles(capture_dir / "articles.jsonl", Path(runs[-1]["data_dir"]) / "articles.jsonl")
+    log(f"{label}: re-extracted articles.jsonl against the crawl's (crawled_at aside): "
+        f"{again['comparison']['mismatched_lines']} mismatching lines")
+    result["reextract"] = again
+    return result
 
 
 def bench_mirror(site: Path, work: Path, articles: int, label: str, incremental: bool, repeat: int) -> dict:
@@ -273,7 +418,8 @@ def bench_mirror(site: Path, work: Path, articles: int, label: str, incremental:
 
     # Bare fetch and crawl alternate; with --repeat N the fastest of each is kept (all walls are recorded).
     data_dir = run_dir / f"{label}-data"
-    bares, crawls = [], []
+    capture_dir = run_dir / f"{label}-capture-data"
+    bares, crawls, captured = [], [], []
     for attempt in range(1, repeat + 1):
         log(f"{label} [{attempt}/{repeat}]: bare fetch of {len(paths)} pages (+ robots.txt)")
         bare = bare_fetch(site, mirror, paths_file, run_dir, label)
@@ -281,13 +427,22 @@ def bench_mirror(site: Path, work: Path, articles: int, label: str, incremental:
         bares.append(bare)
         shutil.rmtree(data_dir, ignore_errors=True)
         log(f"{label} [{attempt}/{repeat}]: full crawl into {data_dir}")
-        full = crawl(site, mirror, data_dir, run_dir, f"{label}-crawl")
+        full = crawl(site, mirror, data_dir, run_dir, f"{label}-crawl", CAPTURE_OFF)
         full["complete"] = full["articles_jsonl_lines"] == unique and full["exit_status"] == 0
         log(
             f"{label}: crawl {full['pages']} pages, {full['written']} articles in {full['wall_seconds']} s ="
             f" {full['pages_per_second']} pages/s, peak RSS {full['peak_rss_mib']} MiB, exit {full['exit_status']}"
         )
         crawls.append(full)
+        shutil.rmtree(capture_dir, ignore_errors=True)
+        log(f"{label} [{attempt}/{repeat}]: crawl with WARC capture on into {capture_dir}")
+        on = crawl(site, mirror, capture_dir, run_dir, f"{label}-capture", CAPTURE_ON)
+        on["complete"] = on["articles_jsonl_lines"] == unique and on["exit_status"] == 0
+        log(
+            f"{label}: capture crawl {on['pages']} pages, {on['written']} articles in {on['wall_seconds']} s ="
+            f" {on['pages_per_second']} pages/s, peak RSS {on['peak_rss_mib']} MiB, exit {on['exit_status']}"
+        )
+        captured.append(on)
     bare = min(bares, key=lambda run: run["wall_seconds"])
     full = dict(min(crawls, key=lambda run: run["wall_seconds"]))
     full["complete"] = all(run["complete"] for run in crawls)
@@ -304,10 +459,11 @@ def bench_mirror(site: Path, work: Path, articles: int, label: str, incremental:
         "unique_articles_expected": unique,
         "bare": bare,
         "crawl": full,
+        "capture": capture_bench(full, captured, capture_dir, run_dir, label, repeat, bare),
     }
     if incremental:
         log(f"{label}: incremental crawl, same data dir, unchanged mirror")
-        again = crawl(site, mirror, data_dir, run_dir, f"{label}-incremental")
+        again = crawl(site, mirror, data_dir, run_dir, f"{label}-incremental", CAPTURE_OFF)
         again["lines_unchanged"] = again["articles_jsonl_lines"] == crawls[-1]["articles_jsonl_lines"]
         log(f"{label}: incremental {again['pages']} requests in {again['wall_seconds']} s")
         result["incremental"] = again
@@ -505,6 +661,26 @@ def targets(results: dict) -> list[dict]:
     rows.append(("incremental run wall time", f"{incremental['wall_seconds']:.2f} s", "< 3 s", incremental["wall_seconds"] < 3))
     rows.append(("incremental run requests", f"{incremental['pages']} (sections = {sections})", f"<= {sections + 3}",
                  incremental["pages"] <= sections + 3))
+    for label, run in (("small", small), ("large", large)):
+        cap = run["capture"]
+        rows.append((f"capture on/off pages/s ({label})",
+                     f"{cap['on_over_off']:.3f} ({cap['on']['pages_per_second']} / {cap['off']['pages_per_second']})",
+                     ">= 0.85", cap["on_over_off"] >= 0.85))
+    for label, run in (("small", small), ("large", large)):
+        again, on = run["capture"]["reextract"], run["capture"]["on"]
+        rows.append((f"reextract / crawl articles/s ({label})",
+                     f"{again['over_crawl_on_articles_per_second']:.2f}x ({again['articles_per_second']} / {on['articles_per_second']})",
+                     ">= 4x", again["over_crawl_on_articles_per_second"] >= 4))
+    small_rx, large_rx = small["capture"]["reextract"], large["capture"]["reextract"]
+    rx_ratio = large_rx["peak_rss_mib"] / small_rx["peak_rss_mib"]
+    results["reextract_rss_large_over_small"] = round(rx_ratio, 3)
+    rows.append(("reextract peak RSS large / small", f"{rx_ratio:.3f} ({large_rx['peak_rss_mib']} / {small_rx['peak_rss_mib']} MiB)",
+                 "<= 1.3", rx_ratio <= 1.3))
+    for label, run in (("small", small), ("large", large)):
+        compared = run["capture"]["reextract"]["comparison"]
+        rows.append((f"reextract = crawl but crawled_at ({label})",
+                     f"{compared['mismatched_lines']} mismatching of {compared['crawl_lines']} / {compared['reextract_lines']} lines",
+                     "0 mismatching", compared["mismatched_lines"] == 0 and compared["crawl_lines"] > 0))
     return [{"metric": m, "value": v, "target": t, "met": bool(ok)} for m, v, t, ok in rows]
 
 
@@ -514,7 +690,8 @@ def print_table(results: dict) -> None:
     print()
     print(f"project commit {git['commit'][:12]}{' + uncommitted crawler/ changes' if git['crawler_changes_uncommitted'] else ''};"
           f" {results['machine']['cpus']} CPUs; bare settings {results['settings']['bare']}")
-    print("Crawl (politeness off, concurrency 16; wall time of the whole process)")
+    print("Crawl (politeness off, concurrency 16; WARC capture off and images off: THEORY_WARC=0, THEORY_CAPTURE_IMAGES=0;"
+          " wall time of the whole process)")
     header = f"  {'':<7}{'articles':>9}{'pages':>8}{'bare s':>8}{'bare p/s':>10}{'crawl s':>9}{'crawl p/s':>10}{'art/s':>8}{'ratio':>7}{'RSS MiB':>9}{'CPU s':>7}"
     print(header)
     for label, run in (("small", small), ("large", large)):
@@ -525,6 +702,33 @@ def print_table(results: dict) -> None:
     inc = large["incremental"]
     print(f"  growth large/small: time x{results['time_large_over_small']}, peak RSS x{results['rss_large_over_small']};"
           f" incremental: {inc['wall_seconds']:.2f} s, {inc['pages']} requests, {inc['written']} written")
+    print()
+    print("Capture (on: THEORY_WARC=1, off: THEORY_WARC=0; THEORY_CAPTURE_IMAGES=0 in both, so the same pages; each on run right after its off run)")
+    print(f"  {'':<7}{'articles':>9}{'pages':>8}{'off s':>8}{'off p/s':>9}{'on s':>8}{'on p/s':>9}{'on/off':>8}"
+          f"{'on RSS':>8}{'on CPU':>8}{'WARC MiB':>10}{'files':>6}{'B/article':>10}{'WACZ MiB':>10}")
+    for label, run in (("small", small), ("large", large)):
+        cap = run["capture"]
+        off, on = cap["off"], cap["on"]
+        print(f"  {label:<7}{on['written']:>9}{on['pages']:>8}{off['wall_seconds']:>8.1f}{off['pages_per_second']:>9.1f}"
+              f"{on['wall_seconds']:>8.1f}{on['pages_per_second']:>9.1f}{cap['on_over_off']:>8.3f}{on['peak_rss_mib']:>8.1f}"
+              f"{on['cpu_seconds']:>8.1f}{cap['warc_bytes'] / 2**20:>10.1f}{cap['warc_files']:>6}{cap['warc_bytes_per_article']:>10}"
+              f"{cap['wacz_bytes'] / 2**20:>10.1f}")
+    print("  by the run report's duration alone (no start-up, no CDXJ index or WACZ packaging at the end): on/off "
+          + ", ".join(f"{label} {run['capture']['on_over_off_engine']:.3f}" for label, run in (("small", small), ("large", large)))
+          + "; wall time outside the report, off/on: "
+          + ", ".join(f"{label} {run['capture']['off_seconds_outside_report']:.1f}/{run['capture']['on_seconds_outside_report']:.1f} s"
+                      for label, run in (("small", small), ("large", large))))
+    print("Re-extraction (`scrapy reextract <capture>/warc` into a fresh data dir; ratio to the capture-on crawl's articles/s,"
+          " and to the capture-off one's)")
+    print(f"  {'':<7}{'pages':>8}{'articles':>9}{'wall s':>8}{'art/s':>8}{'x on':>7}{'x off':>7}{'RSS MiB':>9}{'CPU s':>7}"
+          f"{'mismatching lines':>19}")
+    for label, run in (("small", small), ("large", large)):
+        again = run["capture"]["reextract"]
+        print(f"  {label:<7}{again['article_pages_read']:>8}{again['written']:>9}{again['wall_seconds']:>8.1f}"
+              f"{again['articles_per_second']:>8.1f}{again['over_crawl_on_articles_per_second']:>7.2f}"
+              f"{again['over_crawl_off_articles_per_second']:>7.2f}{again['peak_rss_mib']:>9.1f}{again['cpu_seconds']:>7.1f}"
+              f"{again['comparison']['mismatched_lines']:>12} of {again['comparison']['crawl_lines']}")
+    print(f"  reextract peak RSS large/small x{results['reextract_rss_large_over_small']}")
     print()
     print(f"Parsing alone ({parse['articles']} articles: {parse['single_page_articles']} single-page, "
           f"{parse['multi_page_articles']} multi-page; {parse['pages_timed']} pages)")
@@ -586,9 +790,11 @@ def main() -> None:
         "machine": versions(),
         "seed": SEED,
         "git": git_state(),
-        "settings": {"crawl": FAST, "bare": bare_settings()},
+        "settings": {"crawl": {**FAST, **CAPTURE_OFF}, "capture_on": {**FAST, **CAPTURE_ON}, "bare": bare_settings()},
         "work": str(work),
-        "peak_rss_note": "ru_maxrss of the crawl process alone (os.wait4 on its pid), in MiB; with --repeat, the highest",
+        "peak_rss_note": "ru_maxrss of the crawl (or reextract) process alone (os.wait4 on its pid), in MiB; with --repeat, the highest."
+        " Since this version the process is forked from a small launcher (LAUNCHER): started straight from the benchmark"
+        " it reported at least the benchmark's own peak RSS (bench_peak_rss_mib_at_start), which Linux carries across exec",
     }
     results["repeat"] = args.repeat
     results["small"] = bench_mirror(site, work, small_n, "small", incremental=False, repeat=args.repeat)
