@@ -313,7 +313,7 @@ class StoragePipeline(_StatePipeline):
             settings.getfloat("THEORY_SYNC_SECONDS"),
             OutputFailure.of(crawler),
             Capture.of(crawler),
-            settings.getint("THEORY_REMOVAL_CONFIRMATIONS"),
+            settings.getint("THEORY_REMOVAL_CONFIRMATIONS", 2),
         )
 
     def open_spider(self) -> None:
