@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pytest
 from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 
-from conftest import load_expected
+from conftest import PROJECT_ROOT, load_expected
 from crawl_helpers import (
     ARTICLES,
     SECTIONS,
@@ -174,6 +176,17 @@ def test_revisits_record_revisions_at_once_and_removals_after_confirmation(serve
     assert [(e["event"], e["article_id"]) for e in restored] == [("restored", back["article_id"])]
     validate_change(restored[0])
     assert crawl(server.url, data_dir, **ALL_RECENT).report["revisits"]["restored"] == 0
+
+    # Offline re-extraction from the WARC files of all these runs (304s, not-found pages, the lone changed
+    # page of the multi-page article among them) still gives articles.jsonl as first seen.
+    out = tmp_path / "reextracted"
+    again = subprocess.run(
+        [sys.executable, "-m", "scrapy", "reextract", str(data_dir / "warc"), "-s", f"THEORY_DATA_DIR={out}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    strip = lambda rows: [{k: v for k, v in row.items() if k not in ("crawled_at", "warc")} for row in rows]  # noqa: E731
+    assert strip(whole_lines(out / ARTICLES)) == strip(whole_lines(data_dir / ARTICLES))
 
 
 def test_revisit_0_skips_revisits_and_an_unchanged_rerun_revisits_within_the_budget(serve_mirror, www, expected, tmp_path):
