@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from scrapy.exceptions import UsageError
 
-SPIDER_ARGUMENTS = ("sections", "full")
+SPIDER_ARGUMENTS = ("sections", "full", "revisit")
 SECTION_ID = re.compile(r"^[0-9A-Za-z_-]+$")
 
 
@@ -70,6 +70,12 @@ def check(settings, spider_arguments: dict[str, str]) -> None:
     for name in ("THEORY_MAX_ATTEMPTS", "THEORY_MAX_LISTING_PAGES", "THEORY_SYNC_ITEMS"):
         _number(settings, name, int, 1)
     _number(settings, "THEORY_SYNC_SECONDS", float, 0)
+    _number(settings, "THEORY_REVISIT_DAYS", float, 0)
+    _number(settings, "THEORY_REVISIT_BUDGET", int, 0)
+    _number(settings, "THEORY_REMOVAL_CONFIRMATIONS", int, 1)
+    revisit = (spider_arguments.get("revisit") or "1").strip().lower()
+    if revisit not in ("0", "1", "true", "false", "yes", "no"):
+        raise UsageError(f"revisit={spider_arguments['revisit']!r} is not 0 or 1", print_help=False)
     _number(settings, "THEORY_MAX_PARSE_FAILURE_RATIO", float, 0, 1)
     _number(settings, "THEORY_MIN_PARSE_FAILURES", int, 1)
     _data_dir(settings)

@@ -62,6 +62,12 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
             "content": stats.get("theory/duplicates/content", 0),
         },
         "rejected": stats.get("theory/rejected", 0),
+        # Revisits of written articles (crawler/revisions.py) and the events of changes.jsonl they made.
+        "revisits": {
+            name: stats.get(f"theory/revisit/{name}", 0)
+            for name in ("revisited", "not_modified", "revised", "removed", "restored", "failing")
+        },
+        "revisit_unknown": _with_prefix(stats, "theory/revisit/unknown/"),
         "parse_failures": (
             stats.get("theory/rejected/missing_field", 0)
             + stats.get("theory/article/parse_error", 0)

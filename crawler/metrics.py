@@ -8,6 +8,9 @@ the alert on ``theory_crawler_last_success_timestamp_seconds``. The metrics:
 - ``theory_crawler_last_success_timestamp_seconds``: the end of the last run with exit status 0, carried over
   from the file by the runs that fail; absent until one succeeds;
 - ``theory_crawler_last_run_written``, ``theory_crawler_last_run_requests``: articles written, requests sent;
+- ``theory_crawler_last_run_revisits{outcome}``: revisits of written articles (``revisited``, ``not_modified``)
+  and the events of changes.jsonl they made (``revised``, ``removed``, ``restored``), and ``failing`` (removal
+  signals not yet confirmed);
 - ``theory_crawler_last_run_failures{kind, reason}``: ``kind`` is ``start``, ``article``, ``listing`` or ``feed``
   (one series per reason: ``http_404``, ``timeout``, ``too_large``...), ``duplicate`` (reason ``url`` or ``content``),
   ``rejected`` or ``parse`` (reason ``""``).
@@ -111,6 +114,12 @@ def build_registry(
     gauge("last_run_duration_seconds", "How long the last run took.", duration)
     gauge("last_run_written", "Articles the last run wrote.", report["written"])
     gauge("last_run_requests", "Requests the last run sent.", report["requests"])
+    revisits = Gauge(
+        PREFIX + "last_run_revisits", "Revisits of written articles in the last run, and the events they made.",
+        ["outcome"], registry=registry,
+    )
+    for outcome, count in report["revisits"].items():
+        revisits.labels(outcome).set(count)
     if last_success is not None:
         gauge("last_success_timestamp_seconds", "When the last run with exit status 0 ended, in Unix time.", last_success)
 

@@ -24,16 +24,19 @@ from scrapy.exceptions import DropItem
 from scrapy.utils.defer import deferred_from_coro
 
 from crawler.capture import Capture
+from crawler.processors import utc_now_iso
+from crawler.revisions import PRESENT, REMOVED, RevisitResult
 
 
 logger = logging.getLogger(__name__)
 
 ARTICLES_FILE = "articles.jsonl"
 REJECTS_FILE = "rejects.jsonl"
+CHANGES_FILE = "changes.jsonl"
 
 
-def load_schema() -> dict[str, Any]:
-    return json.loads(resources.files("crawler").joinpath("schema/article.schema.json").read_text("utf-8"))
+def load_schema(name: str = "article") -> dict[str, Any]:
+    return json.loads(resources.files("crawler").joinpath(f"schema/{name}.schema.json").read_text("utf-8"))
 
 
 def to_json_line(record: dict[str, Any]) -> bytes:
@@ -219,6 +222,8 @@ class ValidationPipeline(_StatePipeline):
         return problems
 
     def process_item(self, item):
+        if isinstance(item, RevisitResult):
+            return self.check_revisit(item)
         record = dict(ItemAdapter(item))  # shallow: the values are already JSON types
         problems = self.problems(record)
         if not problems:
@@ -239,10 +244,24 @@ class ValidationPipeline(_StatePipeline):
         raise DropItem(f"rejected {url}: {reason}", log_level="WARNING")
 
 
+    def check_revisit(self, result: RevisitResult) -> RevisitResult:
+        """A revised article keeps the contract of articles.jsonl: one that breaks it makes no event (the
+        page is read again next time), and tells nothing about removal either."""
+        if result.item is not None:
+            problems = self.problems(dict(ItemAdapter(result.item)))
+            if problems:
+                logger.warning("revisit of %s: the page no longer reads as a valid article: %s", result.url, "; ".join(problems))
+                self.stats.inc_value("theory/revisit/rejected")
+                result.item, result.verdict, result.reason = None, "unknown", "rejected"
+        return result
+
+
 class DedupePipeline(_StatePipeline):
     """One item per article id, and one per content (title and body) across ids."""
 
     def process_item(self, item):
+        if isinstance(item, RevisitResult):
+            return item  # a revision is the same article again: not a duplicate of anything
         adapter = ItemAdapter(item)
         duplicate = self.state.claim(
             adapter["article_id"], adapter["url"], adapter["section_id"], adapter["content_hash"]
@@ -259,7 +278,8 @@ class DedupePipeline(_StatePipeline):
 
 
 class StoragePipeline(_StatePipeline):
-    """Appends items to articles.jsonl; marks them written in the state at each durable sync."""
+    """Appends items to articles.jsonl and revisit events to changes.jsonl; commits the state that
+    counts them at each durable sync of both files."""
 
     def __init__(
         self,
@@ -270,14 +290,17 @@ class StoragePipeline(_StatePipeline):
         sync_seconds: float,
         output_failure: OutputFailure | None = None,
         capture: Capture | None = None,
+        removal_confirmations: int = 2,
     ):
         super().__init__(state, stats, data_dir, output_failure)
         self.capture = capture
         self.sync_items = sync_items
         self.sync_seconds = sync_seconds
+        self.removal_confirmations = removal_confirmations
         self.unsynced = 0
         self.last_sync = time.monotonic()
         self.out: JsonLinesFile | None = None
+        self.changes: JsonLinesFile | None = None
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -290,13 +313,18 @@ class StoragePipeline(_StatePipeline):
             settings.getfloat("THEORY_SYNC_SECONDS"),
             OutputFailure.of(crawler),
             Capture.of(crawler),
+            settings.getint("THEORY_REMOVAL_CONFIRMATIONS", 2),
         )
 
     def open_spider(self) -> None:
         path = self.data_dir / ARTICLES_FILE
+        changes = self.data_dir / CHANGES_FILE
         try:
             self.recover(path)
+            self.recover_changes(changes)
             self.out = JsonLinesFile(path)
+            self.changes = JsonLinesFile(changes)
+            self.sync_state(self.out.size, self.changes.size)
         except OutputError as error:
             self.output_failure(error)
 
@@ -325,12 +353,9 @@ class StoragePipeline(_StatePipeline):
             if missing:
                 logger.error("%s lacks %d articles recorded as written; they are owed again", path, missing)
                 self.stats.set_value("theory/recovery/missing_articles", missing)
-        self.sync_state(path.stat().st_size if path.exists() else 0)
 
-    def index_lines(self, path: Path, tail, start: int) -> set[str]:
-        """Record the lines of ``tail`` (from ``start``) as written; cut it at the first torn line."""
-        written: set[str] = set()
-        foreign = 0
+    def read_tail(self, path: Path, tail, start: int):
+        """The JSON values of the lines of ``tail`` from ``start`` on; cuts it at the first torn line."""
         offset = start
         for line in tail:
             if not line.endswith(b"\n"):
@@ -344,13 +369,23 @@ class StoragePipeline(_StatePipeline):
                 cut = size_of(tail) - offset
                 logger.warning("%s: cutting %d bytes from byte %d on, from a torn or garbled line", path, cut, offset)
                 tail.truncate(offset)
-                self.stats.set_value("theory/recovery/cut_bytes", cut)
-                break
+                self.stats.inc_value("theory/recovery/cut_bytes", cut)
+                return
             offset += len(line)
+            yield record
+
+    def index_lines(self, path: Path, tail, start: int) -> set[str]:
+        """Record the lines of ``tail`` (from ``start``) as written; cut it at the first torn line."""
+        written: set[str] = set()
+        foreign = 0
+        for record in self.read_tail(path, tail, start):
             if not (isinstance(record, dict) and all(isinstance(record.get(key), str) for key in ("article_id", "url"))):
                 foreign += 1
                 continue
             self.state.mark_written(record["article_id"], record["url"], record.get("section_id"), record.get("content_hash"))
+            self.state.record_first_version(
+                record["article_id"], record.get("published_date"), record.get("page_count"), record.get("content_hash")
+            )
             written.add(record["article_id"])
         if foreign:
             logger.error("%s: %d lines are JSON but not articles (no article_id or url); left as they are", path, foreign)
@@ -360,19 +395,45 @@ class StoragePipeline(_StatePipeline):
             self.stats.set_value("theory/recovered_lines", len(written))
         return written
 
+    def recover_changes(self, path: Path) -> None:
+        """Replay on the state the events a crash left after the last sync of changes.jsonl (the state
+        change each records was not committed), and cut a torn tail: so an event is neither lost (its
+        state says it happened) nor repeated (the state knows it did)."""
+        synced = self.state.synced_size(CHANGES_FILE)
+        size = path.stat().st_size if path.exists() else 0
+        if size < synced:
+            logger.error("%s is shorter than recorded (%d < %d bytes): it was truncated or replaced; replaying it all", path, size, synced)
+            synced = 0
+        if size <= synced:
+            return
+        replayed = 0
+        try:
+            with open(path, "r+b") as tail:
+                tail.seek(synced)
+                for event in self.read_tail(path, tail, synced):
+                    if isinstance(event, dict) and event.get("event") in ("revised", "removed", "restored") and event.get("article_id"):
+                        self.state.apply_event(event)
+                        replayed += 1
+        except OSError as error:
+            raise OutputError(path, error) from None
+        if replayed:
+            logger.info("%s: %d events from byte %d on, which the state did not record, are recorded now", path, replayed, synced)
+            self.stats.set_value("theory/recovery/replayed_events", replayed)
+
     def sync(self) -> None:
         """Make what was written durable, in the order that keeps every durable line's evidence whole:
-        the WARC records it points at, then the line, then the state that counts it as written."""
+        the WARC records it points at, then the lines, then the state that counts them as written."""
         if self.capture:
             try:
                 self.capture.sync()
             except OSError as error:
                 raise OutputError(self.capture.warc_dir, error) from None
-        self.sync_state(self.out.sync())
+        self.sync_state(self.out.sync(), self.changes.sync())
 
-    def sync_state(self, size: int) -> None:
+    def sync_state(self, size: int, changes_size: int) -> None:
         try:
             self.state.set_synced_size(ARTICLES_FILE, size)
+            self.state.set_synced_size(CHANGES_FILE, changes_size)
             self.state.commit()
         except sqlite3.Error as error:
             raise OutputError(self.state.path, error) from None
@@ -380,31 +441,102 @@ class StoragePipeline(_StatePipeline):
         self.last_sync = time.monotonic()
 
     def process_item(self, item):
-        if self.out is None or self.output_failure.happened:
+        if self.out is None or self.changes is None or self.output_failure.happened:
             raise DropItem(f"not written, the output failed: {ItemAdapter(item)['url']}", log_level="DEBUG")
+        if isinstance(item, RevisitResult):
+            try:
+                self.revisit(item)
+            except OutputError as error:
+                self.output_failure(error)
+                raise DropItem(f"revisit of {item.url} not recorded", log_level="DEBUG") from None
+            return item
         record = dict(ItemAdapter(item))  # shallow: the values are already JSON types
         try:
             self.out.append(record)
             self.state.mark_written(record["article_id"], record["url"], record["section_id"], record["content_hash"])
+            self.state.record_first_version(
+                record["article_id"], record["published_date"], record["page_count"], record["content_hash"]
+            )
             self.stats.inc_value("theory/written")
             if self.capture:
                 self.capture.page_written(record)
-            self.unsynced += 1
-            if self.unsynced >= self.sync_items or time.monotonic() - self.last_sync >= self.sync_seconds:
-                self.sync()
+            self.written_one()
         except OutputError as error:
             self.output_failure(error)
             raise DropItem(f"not written: {record['url']}", log_level="DEBUG") from None
         return item
 
+    def written_one(self) -> None:
+        self.unsynced += 1
+        if self.unsynced >= self.sync_items or time.monotonic() - self.last_sync >= self.sync_seconds:
+            self.sync()
+
+    def revisit(self, result: RevisitResult) -> None:
+        """The events one revisit makes, appended before the state change they record (both become
+        durable at the next sync; a crash in between is replayed from the file by ``recover_changes``)."""
+        stats = self.stats
+        stats.inc_value("theory/revisit/revisited")
+        if result.not_modified:
+            stats.inc_value("theory/revisit/not_modified")
+        now = utc_now_iso()
+        known = self.state.revision(result.article_id)
+        # result.url is the article's URL as articles.jsonl has it, whichever host the revisit went to.
+        base = {"article_id": result.article_id, "url": result.url}
+        events: list[dict] = []
+        updates: dict[str, Any] = {"checked_at": now}
+        if result.verdict == PRESENT:
+            if known["removed"]:
+                events.append({"event": "restored", **base, "detected_at": now, "status": result.status})
+            item = dict(ItemAdapter(result.item)) if result.item is not None else None
+            if item is not None and item["content_hash"] != known["content_hash"]:
+                events.append({
+                    "event": "revised", **base, "version": known["version"] + 1,
+                    "previous_content_hash": known["content_hash"], "detected_at": now, "item": item,
+                })
+            if item is not None:
+                updates["page_count"] = item["page_count"]
+            updates.update(failing_runs=0, failing_since=None)
+        elif result.verdict == REMOVED:
+            failing_runs, failing_since = known["failing_runs"] + 1, known["failing_since"] or now
+            stats.inc_value("theory/revisit/failing")
+            if not known["removed"] and failing_runs >= self.removal_confirmations:
+                events.append({
+                    "event": "removed", **base, "detected_at": now,
+                    "evidence": {
+                        "status": result.status, "redirect_target": result.redirect_target,
+                        "not_found_phrase": result.phrase, "first_seen_failing": failing_since,
+                        "confirmed_at": now, "runs": failing_runs,
+                    },
+                })
+            updates.update(failing_runs=failing_runs, failing_since=failing_since)
+        else:
+            stats.inc_value(f"theory/revisit/unknown/{result.reason or result.status}")
+        for event in events:
+            self.changes.append(event)
+            if self.capture and event["event"] == "revised":
+                self.capture.page_written(event["item"])
+        try:
+            for event in events:
+                self.state.apply_event(event)
+                stats.inc_value(f"theory/revisit/{event['event']}")
+                logger.info("%s: %s%s", result.url, event["event"], f" (version {event['version']})" if "version" in event else "")
+            self.state.update_revision(result.article_id, **updates)
+            for key, (etag, last_modified) in result.validators.items():
+                self.state.set_validators(key, etag, last_modified)
+        except sqlite3.Error as error:
+            raise OutputError(self.state.path, error) from None
+        self.written_one()
+
     def close_spider(self) -> None:
-        if self.out:
+        if self.out and self.changes:
             try:
-                if not self.out.torn:
+                if not (self.out.torn or self.changes.torn):
                     self.sync()
             except OutputError as error:
                 self.output_failure(error)
-            self.out.close()
+        for file in (self.out, self.changes):
+            if file:
+                file.close()
 
 
 def size_of(file) -> int:

@@ -25,6 +25,14 @@ THEORY_MAX_LISTING_PAGES = 5000
 # Every this many days a run walks every listing and feed page, not only up to the first known one,
 # and so finds articles inserted deep in a listing (an old date, a last page).
 THEORY_FULL_WALK_DAYS = 7
+# Revisits (crawler/revisions.py): each run re-checks, after its new articles, every written article
+# published in the last THEORY_REVISIT_DAYS days plus the THEORY_REVISIT_BUDGET least recently checked
+# older ones, with conditional requests; changes go to changes.jsonl. `-a revisit=0` skips them for a run.
+THEORY_REVISIT_DAYS = 30
+THEORY_REVISIT_BUDGET = 100
+# An article is recorded as removed once it has looked removed (404/410, a redirect elsewhere, a page
+# without the article frame) in this many runs in a row: one bad day of the site is not a removal.
+THEORY_REMOVAL_CONFIRMATIONS = 2
 # Share of fetched article pages that may fail to parse before the run reports a layout change.
 THEORY_MAX_PARSE_FAILURE_RATIO = 0.2
 # ... counted from this many failed pages on: one odd page of a small daily run is not a layout change.

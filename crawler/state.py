@@ -41,6 +41,28 @@ CREATE TABLE IF NOT EXISTS images (
     url         TEXT PRIMARY KEY,
     captured_at TEXT NOT NULL
 );
+-- The validators of every article page fetched, keyed by its path (see crawler.revisions.page_key),
+-- for the conditional requests of revisits.
+CREATE TABLE IF NOT EXISTS pages (
+    page_key      TEXT PRIMARY KEY,
+    etag          TEXT,
+    last_modified TEXT,
+    fetched_at    TEXT NOT NULL
+);
+-- What revisits know of a written article: its current version (the last event of changes.jsonl, or
+-- its articles.jsonl line as version 1), and the runs in a row in which it looked removed.
+CREATE TABLE IF NOT EXISTS revisions (
+    article_id     TEXT PRIMARY KEY,
+    published_date TEXT,
+    page_count     INTEGER,
+    version        INTEGER NOT NULL DEFAULT 1,
+    content_hash   TEXT,
+    checked_at     TEXT,
+    failing_runs   INTEGER NOT NULL DEFAULT 0,
+    failing_since  TEXT,
+    removed        INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS revisions_by_check ON revisions (checked_at);
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -219,6 +241,72 @@ class CrawlState:
 
     def set_synced_size(self, name: str, size: int) -> None:
         self.set_meta(f"synced_size:{name}", str(size))
+
+    # --- revisits ---
+
+    def record_first_version(self, article_id: str, published_date: str | None, page_count: int | None, content_hash: str | None) -> None:
+        """An article just written (or found written by recovery) is version 1, unless revisions know more."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO revisions (article_id, published_date, page_count, version, content_hash)"
+            " VALUES (?, ?, ?, 1, ?)",
+            (article_id, published_date, page_count, content_hash),
+        )
+
+    def revisit_targets(self, recent_since: str, budget: int, sections: Iterable[str] | None = None) -> list[tuple[str, str, int]]:
+        """(article_id, url, page_count) of the written articles to revisit this run: every one published
+        on or after ``recent_since``, every one on its way to a removal (so that its runs stay consecutive),
+        and the ``budget`` least recently checked others (never checked first)."""
+        wanted = set(sections) if sections else None
+        query = (
+            "SELECT a.article_id, a.url, COALESCE(r.page_count, 1), a.section_id FROM articles a"
+            " LEFT JOIN revisions r USING (article_id) WHERE a.status = 'written' AND {}"
+        )
+        rows = list(self.db.execute(query.format("(r.published_date >= ? OR (r.failing_runs > 0 AND r.removed = 0))"), (recent_since,)))
+        rows += self.db.execute(
+            query.format("(r.published_date IS NULL OR r.published_date < ?) AND NOT (COALESCE(r.failing_runs, 0) > 0 AND r.removed = 0)")
+            + " ORDER BY r.checked_at IS NOT NULL, r.checked_at, a.rowid LIMIT ?",
+            (recent_since, budget),
+        )
+        return [(id_, url, pages) for id_, url, pages, section in rows if wanted is None or section in wanted]
+
+    def revision(self, article_id: str) -> dict:
+        row = self.db.execute(
+            "SELECT COALESCE(r.version, 1), COALESCE(r.content_hash, a.content_hash), COALESCE(r.failing_runs, 0),"
+            " r.failing_since, COALESCE(r.removed, 0) FROM articles a LEFT JOIN revisions r USING (article_id)"
+            " WHERE a.article_id = ?",
+            (article_id,),
+        ).fetchone() or (1, None, 0, None, 0)
+        keys = ("version", "content_hash", "failing_runs", "failing_since", "removed")
+        return dict(zip(keys, row))
+
+    def update_revision(self, article_id: str, **values) -> None:
+        self.db.execute("INSERT OR IGNORE INTO revisions (article_id) VALUES (?)", (article_id,))
+        columns = ", ".join(f"{name} = ?" for name in values)
+        self.db.execute(f"UPDATE revisions SET {columns} WHERE article_id = ?", (*values.values(), article_id))
+
+    def apply_event(self, event: dict) -> None:
+        """The state change an event of changes.jsonl records (also how recovery replays a lost commit)."""
+        kind, article = event["event"], event["article_id"]
+        if kind == "revised":
+            item = event["item"]
+            self.update_revision(
+                article, version=event["version"], content_hash=item["content_hash"],
+                page_count=item.get("page_count"), published_date=item.get("published_date"),
+            )
+        elif kind == "removed":
+            self.update_revision(article, removed=1)
+        elif kind == "restored":
+            self.update_revision(article, removed=0, failing_runs=0, failing_since=None)
+
+    def validators(self, key: str) -> tuple[str | None, str | None]:
+        row = self.db.execute("SELECT etag, last_modified FROM pages WHERE page_key = ?", (key,)).fetchone()
+        return row if row else (None, None)
+
+    def set_validators(self, key: str, etag: str | None, last_modified: str | None) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO pages (page_key, etag, last_modified, fetched_at) VALUES (?, ?, ?, ?)",
+            (key, etag, last_modified, _now()),
+        )
 
     # --- images captured in the WARC files ---
 

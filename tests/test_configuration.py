@@ -37,6 +37,10 @@ def settings(tmp_path, **changes) -> Settings:
         ({"THEORY_FEED_PATH": "/json/theory/index.json"}, {}, "has no {page}"),
         ({}, {"ful": "1"}, "unknown spider argument ful"),
         ({}, {"sections": "241;252"}, "is not a section id"),
+        ({}, {"revisit": "maybe"}, "revisit='maybe' is not 0 or 1"),
+        ({"THEORY_REVISIT_BUDGET": "-1"}, {}, "THEORY_REVISIT_BUDGET='-1' must be at least 0"),
+        ({"THEORY_REVISIT_DAYS": "a month"}, {}, "THEORY_REVISIT_DAYS='a month' is not a number"),
+        ({"THEORY_REMOVAL_CONFIRMATIONS": "0"}, {}, "must be at least 1"),
     ],
 )
 def test_a_bad_setting_or_argument_is_named(tmp_path, changes, arguments, complaint):
@@ -45,7 +49,7 @@ def test_a_bad_setting_or_argument_is_named(tmp_path, changes, arguments, compla
 
 
 def test_good_settings_pass(tmp_path):
-    configuration.check(settings(tmp_path), {"sections": "241,theory", "full": "1"})
+    configuration.check(settings(tmp_path), {"sections": "241,theory", "full": "1", "revisit": "0"})
 
 
 def test_a_data_dir_that_is_a_file_is_refused(tmp_path):

@@ -74,7 +74,8 @@ def test_unchanged_site_second_run_fetches_first_listing_pages_only(serve_mirror
     server.stop()
 
     server = serve_mirror(www)
-    second = crawl(server.url, data_dir)
+    # The incremental run alone: revisits of written articles are measured in test_revisits.py.
+    second = crawl(server.url, data_dir, "revisit=0")
     served = server.stop()
     assert second.returncode == 0, second.stderr[-3000:]
     assert (data_dir / ARTICLES).read_bytes() == before, "the unchanged site's second run wrote something"
@@ -91,7 +92,7 @@ def test_unchanged_site_second_run_fetches_first_listing_pages_only(serve_mirror
     assert report["exit_status"] == 0 and report["finish_reason"] == "finished"
 
     server = serve_mirror(www)
-    full = crawl(server.url, data_dir, "full=1")
+    full = crawl(server.url, data_dir, "full=1", "revisit=0")
     served = server.stop()
     assert full.returncode == 0, full.stderr[-3000:]
     assert (data_dir / ARTICLES).read_bytes() == before, "full=1 on the unchanged site wrote something"
@@ -142,19 +143,19 @@ def test_an_article_inserted_deep_in_a_listing_is_found_by_the_periodic_full_wal
     original = single_page_originals(expected, "241")[-1]
     added = add_article(www, original, original["article_id"][:6] + "235959888", "补录：", listing_page=3)
 
-    incremental = crawl(server.url, data_dir)  # stops at the first listing page: all known there
+    incremental = crawl(server.url, data_dir, "revisit=0")  # stops at the first listing page: all known there
     assert incremental.returncode == 0 and incremental.report["written"] == 0
     assert incremental.report["requests"] <= len(SECTIONS) + 2
 
     with sqlite3.connect(data_dir / "state.sqlite3") as db:  # THEORY_FULL_WALK_DAYS (7) have passed
         db.execute("UPDATE meta SET value = '2000-01-01T00:00:00+00:00' WHERE key = 'last_full_walk'")
-    full = crawl(server.url, data_dir)
+    full = crawl(server.url, data_dir, "revisit=0")
     assert full.returncode == 0, full.stderr[-3000:]
     assert full.report["listing_pages"] == LISTING_PAGES and full.report["written"] == 1
     assert "a full walk is due every 7 days" in full.stderr
     assert whole_lines(data_dir / ARTICLES)[-1]["article_id"] == added["article_id"]
 
-    after = crawl(server.url, data_dir)  # the full walk was recorded: back to incremental runs
+    after = crawl(server.url, data_dir, "revisit=0")  # the full walk was recorded: back to incremental runs
     assert after.report["requests"] <= len(SECTIONS) + 2
 
 
@@ -305,7 +306,7 @@ def test_persistent_404_is_reported_retried_and_given_up(serve_mirror, www, expe
         assert status == ("failed" if attempt == max_attempts else "pending"), (attempt, status)
         assert_complete_once(data_dir, expected, missing={gone["article_id"]})
 
-    after = crawl(server.url, data_dir, THEORY_MAX_ATTEMPTS=str(max_attempts))
+    after = crawl(server.url, data_dir, "revisit=0", THEORY_MAX_ATTEMPTS=str(max_attempts))
     served = server.stop()
     assert after.returncode == 0
     assert after.report["article_failures"] == {} and after.report["requests"] <= len(SECTIONS) + 2
@@ -393,7 +394,7 @@ def test_every_run_leaves_a_report_with_the_documented_keys(serve_mirror, www, t
     for closed in (False, False, True):
         if closed:
             server.stop()  # the port is closed now
-        run = crawl(server.url, data_dir)
+        run = crawl(server.url, data_dir, "revisit=0")  # the second run's requests: the incremental run alone
         report = run.report
         assert REPORT_KEYS <= set(report), REPORT_KEYS - set(report)
         assert set(report["duplicates"]) == {"url", "content"}
@@ -427,6 +428,6 @@ def test_lost_state_is_rebuilt_from_the_output(serve_mirror, www, expected, tmp_
     assert report["listing_pages"] == LISTING_PAGES
     assert report["written"] == 0
 
-    again = crawl(server.url, data_dir)
+    again = crawl(server.url, data_dir, "revisit=0")
     assert again.returncode == 0 and again.report["requests"] <= len(SECTIONS) + 2
     assert (data_dir / ARTICLES).read_bytes() == before

@@ -28,6 +28,9 @@ HEALTHY = {
     "theory/duplicates/content": 2,
     "theory/rejected": 1,
     "theory/rejected/missing_field": 1,
+    "theory/revisit/revisited": 12,
+    "theory/revisit/not_modified": 10,
+    "theory/revisit/revised": 1,
 }
 
 
@@ -90,6 +93,10 @@ def test_a_successful_run(tmp_path):
         (("kind", "rejected"), ("reason", "")): 1,
         (("kind", "parse"), ("reason", "")): 1,
     }
+    assert value(metrics, "last_run_revisits", outcome="revisited") == 12
+    assert value(metrics, "last_run_revisits", outcome="not_modified") == 10
+    assert value(metrics, "last_run_revisits", outcome="revised") == 1
+    assert value(metrics, "last_run_revisits", outcome="removed") == 0
     # write_to_textfile writes a temporary file beside it and renames it: nothing is left over
     assert [p.name for p in tmp_path.iterdir()] == ["theory.prom"]
 

@@ -13,6 +13,7 @@ from scrapy.utils.test import get_crawler
 from crawler.items import ArticleItem
 from crawler.processors import content_hash
 from crawler.pipelines import DedupePipeline, StoragePipeline, ValidationPipeline
+from crawler.revisions import RevisitResult
 from crawler.state import CrawlState
 
 
@@ -126,3 +127,62 @@ def test_lines_written_after_the_last_sync_are_recovered_and_a_torn_line_is_cut(
     with pytest.raises(DropItem):  # written before the crash: not written again
         DedupePipeline.from_crawler(crawler).process_item(article(1))
     pipeline.close_spider()
+
+
+# --- revisits: the events of changes.jsonl --------------------------------------------------------
+
+
+def revisit(of: ArticleItem, verdict: str = "present", **fields):
+    """What the spider hands the pipeline after revisiting the article ``of``."""
+    return RevisitResult(of.article_id, of.url, verdict, **{"status": 200, **fields})
+
+
+def test_revisits_make_one_event_per_change_and_a_removal_only_when_confirmed(crawler, tmp_path):
+    pipeline = StoragePipeline.from_crawler(crawler)
+    pipeline.open_spider()
+    pipeline.process_item(article(1))
+    changed = replace(article(1), body="正文1，修订后")
+    changed.content_hash = content_hash(changed.title, changed.body)
+    pipeline.process_item(revisit(article(1), item=changed))
+    pipeline.process_item(revisit(article(1), item=changed))  # the same content again: no event
+    pipeline.process_item(revisit(article(1), status=304, not_modified=True))
+    pipeline.process_item(revisit(article(1), "removed", status=404))  # first failing run
+    pipeline.process_item(revisit(article(1), "unknown", status=None, reason="timeout"))  # neither counts nor resets
+    pipeline.process_item(revisit(article(1), "removed", status=404))  # confirmed
+    pipeline.process_item(revisit(article(1), "removed", status=404))  # already removed
+    pipeline.process_item(revisit(article(1), status=304, not_modified=True))
+    pipeline.close_spider()
+    events = lines(tmp_path / "changes.jsonl")
+    assert [event["event"] for event in events] == ["revised", "removed", "restored"]
+    assert events[0]["version"] == 2 and events[0]["previous_content_hash"] == article(1).content_hash
+    assert events[0]["item"]["body"] == "正文1，修订后"
+    assert events[1]["evidence"]["status"] == 404 and events[1]["evidence"]["runs"] == 2
+    assert lines(tmp_path / "articles.jsonl") == [json.loads(json.dumps(vars(article(1)), ensure_ascii=False))]
+    state = crawler.spider.state
+    assert state.synced_size("changes.jsonl") == (tmp_path / "changes.jsonl").stat().st_size
+    assert state.revision(article(1).article_id)["removed"] == 0
+
+
+def test_events_after_the_last_sync_are_replayed_on_the_state_and_a_torn_event_is_cut(crawler, tmp_path):
+    pipeline = StoragePipeline.from_crawler(crawler)
+    pipeline.open_spider()
+    pipeline.process_item(article(1))
+    pipeline.close_spider()
+    changed = replace(article(1), body="正文1，修订后")
+    changed.content_hash = content_hash(changed.title, changed.body)
+    event = {"event": "revised", "article_id": changed.article_id, "url": changed.url, "version": 2,
+             "previous_content_hash": article(1).content_hash, "detected_at": "2026-11-30T00:00:00+00:00",
+             "item": vars(changed)}
+    whole = json.dumps(event, ensure_ascii=False) + "\n"
+    # A crash after the event was appended, before the state that counts it was committed, mid-way in the next.
+    (tmp_path / "changes.jsonl").write_text(whole + '{"event": "removed", "arti', encoding="utf-8")
+
+    pipeline = StoragePipeline.from_crawler(crawler)
+    pipeline.open_spider()
+    assert (tmp_path / "changes.jsonl").read_text("utf-8") == whole
+    assert crawler.stats.get_value("theory/recovery/replayed_events") == 1
+    known = crawler.spider.state.revision(changed.article_id)
+    assert known["version"] == 2 and known["content_hash"] == changed.content_hash
+    pipeline.process_item(revisit(article(1), item=changed))  # the replayed version: no second event
+    pipeline.close_spider()
+    assert len(lines(tmp_path / "changes.jsonl")) == 1

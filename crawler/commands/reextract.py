@@ -26,7 +26,7 @@ from crawler.middlewares import EncodingRepairMiddleware
 from crawler.pipelines import DedupePipeline, StoragePipeline, ValidationPipeline
 from crawler.readers import current, legacy
 from crawler.state import CrawlLocked, CrawlState
-from crawler.urls import LEGACY, canonical_article_url, channel_of, layout_of
+from crawler.urls import ARTICLE_PATH, LEGACY, canonical_article_url, channel_of, layout_of
 from crawler.warc import SUFFIX
 
 
@@ -147,6 +147,12 @@ class Command(ScrapyCommand):
             page.warc = place
             first_url = canonical_article_url(response.url)
             pages = open_articles.setdefault(first_url, [])
+            match = ARTICLE_PATH.match(urlsplit(response.url).path)
+            if not pages and match and match["page"] not in (None, "1"):
+                # A later page captured without its page 1: a revisit whose page 1 answered 304. The
+                # article's pages were fetched whole right after it, and are read from those records.
+                stats.inc_value("theory/reextract/lone_later_page")
+                continue
             if not pages:
                 page.url = first_url
             pages.append(page)

@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 from crawler.loaders import ArticlePage, load_article
 from crawler.middlewares import RedirectFailed
 from crawler.readers import current, legacy
+from crawler.revisions import PRESENT, REDIRECTS, UNKNOWN, RevisitResult, classify, not_found_phrase, page_key
 from crawler.state import CrawlLocked, CrawlState
 from crawler.urls import (
     CURRENT,
@@ -48,6 +49,11 @@ ARTICLE_NEXT_PAGE_PRIORITY = 20
 ARTICLE_PRIORITY = 10
 IMAGE_PRIORITY = 5
 LISTING_PRIORITY = 0
+# Revisits of written articles come after everything else of the run: new articles first.
+REVISIT_PRIORITY = -10
+# A revisit observes these answers itself: a 304 is "unchanged", a redirect or a 404/410 a removal signal.
+# Scrapy would follow the redirect silently and turn the others into HttpError.
+REVISIT_STATUSES = [304, 404, 410, *sorted(REDIRECTS)]
 # A feed that answers with something other than JSON this many pages in a row has ended for this run.
 MAX_MALFORMED_FEED_PAGES = 3
 
@@ -84,8 +90,9 @@ def failure_reason(failure) -> str:
 class TheorySpider(scrapy.Spider):
     name = "theory"
 
-    def __init__(self, *args, sections: str | None = None, full: str | None = None, **kwargs):
+    def __init__(self, *args, sections: str | None = None, full: str | None = None, revisit: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.revisit = str(revisit if revisit is not None else "1").lower() in ("1", "true", "yes")
         self.only_sections = [s.strip() for s in sections.split(",") if s.strip()] if sections else None
         self.full = str(full or "").lower() in ("1", "true", "yes")
         self.section_names: dict[str, str] = {}  # legacy section ids and the current channel's id -> names
@@ -109,6 +116,8 @@ class TheorySpider(scrapy.Spider):
         spider.max_attempts = settings.getint("THEORY_MAX_ATTEMPTS")
         spider.max_listing_pages = settings.getint("THEORY_MAX_LISTING_PAGES")
         spider.full_walk_days = settings.getfloat("THEORY_FULL_WALK_DAYS")
+        spider.revisit_days = settings.getfloat("THEORY_REVISIT_DAYS")
+        spider.revisit_budget = settings.getint("THEORY_REVISIT_BUDGET")
         # Taken before anything is fetched or written: a second run on the same data dir stops here.
         try:
             spider.state = CrawlState(settings.get("THEORY_DATA_DIR"))
@@ -162,6 +171,100 @@ class TheorySpider(scrapy.Spider):
             self.logger.info("retrying %d articles owed by earlier runs", len(owed))
         for url in owed:
             yield self.article_request(rebase(url, self.start_urls_by_site[layout_of(url)]))
+        if self.revisit:
+            for request in self.revisit_requests():
+                yield request
+
+    # --- revisits of written articles ---
+
+    def revisit_requests(self) -> list[scrapy.Request]:
+        # Published dates are Beijing dates; a day either way does not matter for a 30-day window.
+        since = (datetime.now(timezone.utc) - timedelta(days=min(self.revisit_days, 365_000))).date().isoformat()
+        targets = [
+            target for target in self.state.revisit_targets(since, self.revisit_budget, self.only_sections)
+            if self.start_urls_by_site.get(layout_of(target[1]))
+        ]
+        if targets:
+            self.logger.info("revisiting %d written articles after the new ones", len(targets))
+        return [self.revisit_request(url, page_count) for _, url, page_count in targets]
+
+    def revisit_request(
+        self, url: str, page_count: int, pages: list[ArticlePage] | None = None,
+        conditional: bool = True, validators: dict | None = None,
+    ) -> scrapy.Request:
+        """Page ``len(pages) + 1`` of the written article ``url`` (as the state has it), conditional while
+        every page before it answered 304. Redirects are observed, not followed (see REVISIT_STATUSES)."""
+        pages = pages or []
+        page_url = article_page_url(url, len(pages) + 1)
+        headers = {}
+        if conditional:
+            etag, last_modified = self.state.validators(page_key(page_url))
+            if etag:
+                headers["If-None-Match"] = etag
+            if last_modified:
+                headers["If-Modified-Since"] = last_modified
+        return scrapy.Request(
+            rebase(page_url, self.start_urls_by_site[layout_of(url)]),
+            self.parse_revisit,
+            errback=self.revisit_failed,
+            headers=headers,
+            cb_kwargs={"url": url, "page_count": page_count, "pages": pages, "conditional": conditional,
+                       "validators": validators or {}},
+            priority=REVISIT_PRIORITY,
+            dont_filter=True,  # the same page may be fetched twice in a run: conditionally, then whole
+            meta={"article_url": url, "revisit": True, "dont_redirect": True, "handle_httpstatus_list": REVISIT_STATUSES},
+        )
+
+    def parse_revisit(self, response, url: str, page_count: int, pages: list[ArticlePage], conditional: bool, validators: dict):
+        self.crawler.stats.inc_value("theory/revisit/pages")
+        number = len(pages) + 1
+        id_ = article_id(url)
+        if response.status == 304:
+            if number < page_count:
+                return [self.revisit_request(url, page_count, [*pages, None], conditional, validators)]
+            return [RevisitResult(id_, url, PRESENT, status=304, not_modified=True)]
+        target = None
+        if response.status in REDIRECTS:
+            location = response.headers.get("Location")
+            target = response.urljoin(location.decode("latin-1")) if location else None
+        page = None
+        if response.status == 200 and isinstance(response, TextResponse):
+            try:
+                page = self.read_article_page[layout_of(url)](response)
+            except Exception:  # as in parse_article: one unreadable page is not a reason to stop
+                self.logger.exception("revisit: page %s could not be read", response.url)
+        if number > 1 and response.status != 200:
+            # A later page gone while page 1 is there: nothing to say about the article as a whole.
+            return [RevisitResult(id_, url, UNKNOWN, status=response.status, reason=f"page_{number}_http_{response.status}")]
+        verdict = classify(response.status, target, url, page) if number == 1 else (PRESENT if page else UNKNOWN)
+        if verdict != PRESENT or page is None:
+            return [RevisitResult(
+                id_, url, verdict, status=response.status, redirect_target=target,
+                reason=None if verdict != UNKNOWN else ("not_html" if response.status == 200 else f"http_{response.status}"),
+                phrase=not_found_phrase(page),
+            )]
+        validators = {**validators, page_key(article_page_url(url, number)): [
+            header.decode("latin-1") if header else None
+            for header in (response.headers.get("ETag"), response.headers.get("Last-Modified"))
+        ]}
+        if conditional and number > 1:
+            # Page 1 was unchanged but this one changed: the item needs every page, so read them all again.
+            return [self.revisit_request(url, page_count, [], False, validators)]
+        page.warc = response.meta.get("warc")
+        if number == 1:
+            page.url = url
+        pages = [*pages, page]
+        if len(pages) < pages[0].total_pages:
+            return [self.revisit_request(url, pages[0].total_pages, pages, False, validators)]
+        item = load_article(pages, section_name_fallback=self.section_names.get(page.section_id))
+        return [RevisitResult(id_, url, PRESENT, status=200, item=item, validators=validators)]
+
+    def revisit_failed(self, failure):
+        """Timeouts, refused connections, 5xx after retries: no judgement on the article either way."""
+        url = failure.request.cb_kwargs["url"]
+        reason = failure_reason(failure)
+        self.logger.warning("revisit of %s failed: %s; it tells nothing about the article", url, reason)
+        return [RevisitResult(article_id(url), url, UNKNOWN, reason=reason)]
 
     def start_request(self, site: str, callback) -> scrapy.Request:
         return scrapy.Request(
@@ -342,6 +445,12 @@ class TheorySpider(scrapy.Spider):
             self.state.record_failure(article_id(url), url, "parse_error", self.max_attempts)
             return
         page.warc = response.meta.get("warc")
+        # For the conditional requests of later revisits. Stored at once, apart from the item: a lost
+        # article line leaves it owed, and it is fetched again unconditionally.
+        self.state.set_validators(
+            page_key(article_page_url(url, len(pages) + 1)),
+            *(header.decode("latin-1") if header else None for header in (response.headers.get("ETag"), response.headers.get("Last-Modified"))),
+        )
         if not pages:
             page.url = url  # a redirect does not change which article the listing linked
         pages = [*pages, page]
@@ -354,6 +463,10 @@ class TheorySpider(scrapy.Spider):
 
     def capture_images(self, item) -> None:
         """Once an article is written, fetch its images not captured before (on the two sites only)."""
+        if isinstance(item, RevisitResult):
+            item = item.item  # a revised article's images (only those not captured before)
+            if item is None:
+                return
         hosts = {urlsplit(url).netloc for url in self.start_urls_by_site.values() if url}
         on_site = [url for url in item.images if urlsplit(url).netloc in hosts]
         if len(on_site) < len(item.images):
