@@ -103,10 +103,13 @@ def site(tmp_path_factory):
 
 def probe(site: FixtureServer, path: str, *options: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "scrapy", "probe", site.url + path, *options]
-    settings = {**FAST, "THEORY_BASE_URL": site.url, "THEORY_CHANNEL_URL": site.url + "theory/"}
+    data_dir = site.root.parent / "probe-data"
+    settings = {**FAST, "THEORY_BASE_URL": site.url, "THEORY_CHANNEL_URL": site.url + "theory/", "THEORY_DATA_DIR": data_dir}
     for name, value in settings.items():
         command += ["-s", f"{name}={value}"]
-    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert not data_dir.exists(), "a probe wrote into the data directory"
+    return result
 
 
 def test_current_article_with_every_field(site):

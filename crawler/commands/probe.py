@@ -47,8 +47,9 @@ class ProbeSpider(scrapy.Spider):
     """Fetches one URL and leaves the response, or the failure, in ``outcome`` for the command."""
 
     name = "probe"
-    # The crawl's pipelines and run report need its state and data directory; a probe writes nothing.
-    custom_settings = {"ITEM_PIPELINES": {}}
+    # The crawl's pipelines, run report and WARC capture need its state and data directory; a probe
+    # writes nothing.
+    custom_settings = {"ITEM_PIPELINES": {}, "THEORY_WARC": False}
 
     @classmethod
     def update_settings(cls, settings) -> None:
