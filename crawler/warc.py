@@ -407,10 +407,8 @@ def package_wacz(warc_paths: list[Path], pages: list[dict], out_path: Path) -> P
     against the captures, which would silently drop a page whose ``ts`` is not the capture's second.
     ``ts`` may be an ISO 8601 string or a datetime. The WACZ is written beside out_path and renamed.
     """
-    try:
-        from wacz.main import main as wacz_main
-    except ImportError as error:  # py-wacz needs Python >= 3.11
-        raise RuntimeError("packaging a WACZ needs the 'wacz' package (Python >= 3.11)") from error
+    # Imported here: importing py-wacz changes cdxj-indexer's defaults for the whole process.
+    from wacz.main import main as wacz_main
 
     warc_paths = [Path(p) for p in warc_paths]
     names = [p.name for p in warc_paths]
