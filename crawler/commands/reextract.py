@@ -13,7 +13,6 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from scrapy import Request
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import DropItem, UsageError
 from scrapy.http import Headers, TextResponse
@@ -72,7 +71,7 @@ def as_response(record, body: bytes):
     headers = Headers([(k, v) for k, v in record.http_headers.headers if k.lower() not in ("content-encoding", "content-length")])
     cls = responsetypes.from_args(headers=headers, url=url, body=body)
     status = int(record.http_headers.get_statuscode())
-    return cls(url=url, status=status, headers=headers, body=body, request=Request(url))
+    return cls(url=url, status=status, headers=headers, body=body)
 
 
 class Command(ScrapyCommand):
@@ -129,7 +128,7 @@ class Command(ScrapyCommand):
             response = as_response(record, body)
             if response.status != 200 or not isinstance(response, TextResponse):
                 continue
-            response = repair.process_response(response.request, response)
+            response = repair.process_response(None, response)  # it reads the response alone
             base_url, channel_url = info.get("theory_base_url", ""), info.get("theory_channel_url", "")
             layout = layout_of(response.url)
             if layout is None:
