@@ -428,24 +428,17 @@ def bench_mirror(site: Path, work: Path, articles: int, label: str, incremental:
         bare = bare_fetch(site, mirror, paths_file, run_dir, label)
         log(f"{label}: bare {bare['pages']} pages in {bare['wall_seconds']} s = {bare['pages_per_second']} pages/s")
         bares.append(bare)
-        shutil.rmtree(data_dir, ignore_errors=True)
-        log(f"{label} [{attempt}/{repeat}]: full crawl into {data_dir}")
-        full = crawl(site, mirror, data_dir, run_dir, f"{label}-crawl", CAPTURE_OFF)
-        full["complete"] = full["articles_jsonl_lines"] == unique and full["exit_status"] == 0
-        log(
-            f"{label}: crawl {full['pages']} pages, {full['written']} articles in {full['wall_seconds']} s ="
-            f" {full['pages_per_second']} pages/s, peak RSS {full['peak_rss_mib']} MiB, exit {full['exit_status']}"
-        )
-        crawls.append(full)
-        shutil.rmtree(capture_dir, ignore_errors=True)
-        log(f"{label} [{attempt}/{repeat}]: crawl with WARC capture on into {capture_dir}")
-        on = crawl(site, mirror, capture_dir, run_dir, f"{label}-capture", CAPTURE_ON)
-        on["complete"] = on["articles_jsonl_lines"] == unique and on["exit_status"] == 0
-        log(
-            f"{label}: capture crawl {on['pages']} pages, {on['written']} articles in {on['wall_seconds']} s ="
-            f" {on['pages_per_second']} pages/s, peak RSS {on['peak_rss_mib']} MiB, exit {on['exit_status']}"
-        )
-        captured.append(on)
+        for runs, directory, kind, capture in ((crawls, data_dir, "crawl", CAPTURE_OFF), (captured, capture_dir, "capture", CAPTURE_ON)):
+            # A fresh data dir for each: a full crawl, capture off (compared with the bare fetch), then on.
+            shutil.rmtree(directory, ignore_errors=True)
+            log(f"{label} [{attempt}/{repeat}]: {kind} crawl into {directory}")
+            run = crawl(site, mirror, directory, run_dir, f"{label}-{kind}", capture)
+            run["complete"] = run["articles_jsonl_lines"] == unique and run["exit_status"] == 0
+            log(
+                f"{label}: {kind} crawl {run['pages']} pages, {run['written']} articles in {run['wall_seconds']} s ="
+                f" {run['pages_per_second']} pages/s, peak RSS {run['peak_rss_mib']} MiB, exit {run['exit_status']}"
+            )
+            runs.append(run)
     bare = min(bares, key=lambda run: run["wall_seconds"])
     full = dict(min(crawls, key=lambda run: run["wall_seconds"]))
     full["complete"] = all(run["complete"] for run in crawls)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import codecs
 import logging
 from dataclasses import asdict
-from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.parse import urldefrag, urljoin
 
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import TextResponse
@@ -21,6 +21,7 @@ from w3lib.url import safe_url_string
 
 from crawler.capture import Capture
 from crawler.pipelines import OutputError, OutputFailure
+from crawler.urls import host_of
 
 logger = logging.getLogger(__name__)
 
@@ -149,14 +150,14 @@ class RedirectGuardMiddleware:
     @classmethod
     def from_crawler(cls, crawler):
         urls = [crawler.settings.get(name) or "" for name in ("THEORY_BASE_URL", "THEORY_CHANNEL_URL")]
-        return cls({urlsplit(url).netloc.lower() for url in urls if url})
+        return cls({host_of(url) for url in urls if url})
 
     def process_response(self, request, response, spider=None):
         location = response.headers.get("Location")
         if response.status not in self.REDIRECTS or not location or request.meta.get("dont_redirect"):
             return response
         target = urljoin(request.url, safe_url_string(location.decode("latin-1")))
-        if urlsplit(target).netloc.lower() not in self.hosts:
+        if host_of(target) not in self.hosts:
             raise RedirectFailed("redirect_offsite", target)
         chain = {urldefrag(url)[0] for url in (*request.meta.get("redirect_urls", ()), request.url)}
         if urldefrag(target)[0] in chain:

@@ -100,8 +100,13 @@ def article_page_url(page1_url: str, page: int) -> str:
     return page1_url[: -len(".shtml")] + f"_{page}.shtml"
 
 
+def host_of(url: str) -> str:
+    """The host and port of ``url``: two mirrors on one address are two hosts."""
+    return urlsplit(url).netloc.lower()
+
+
 def same_host(url: str, other: str) -> bool:
-    return urlsplit(url).netloc.lower() == urlsplit(other).netloc.lower()
+    return host_of(url) == host_of(other)
 
 
 def rebase(url: str, base_url: str) -> str:

@@ -37,6 +37,7 @@ from crawler.urls import (
     article_page_url,
     channel_of,
     feed_page_url,
+    host_of,
     layout_of,
     listing_page_number,
     rebase,
@@ -109,6 +110,7 @@ class TheorySpider(scrapy.Spider):
         spider.channel_id = channel_of(spider.channel_url) if spider.channel_url else None
         spider.start_urls_by_site = {LEGACY: spider.base_url, CURRENT: spider.channel_url}
         spider.allowed_domains = [urlsplit(url).hostname for url in spider.start_urls_by_site.values() if url]
+        spider.site_hosts = {host_of(url) for url in spider.start_urls_by_site.values() if url}
         spider.read_article_page = {
             LEGACY: legacy.read_article_page,
             CURRENT: partial(current.read_article_page, channel_path=urlsplit(spider.channel_url).path or "/"),
@@ -467,8 +469,7 @@ class TheorySpider(scrapy.Spider):
             item = item.item  # a revised article's images (only those not captured before)
             if item is None:
                 return
-        hosts = {urlsplit(url).netloc for url in self.start_urls_by_site.values() if url}
-        on_site = [url for url in item.images if urlsplit(url).netloc in hosts]
+        on_site = [url for url in item.images if host_of(url) in self.site_hosts]
         if len(on_site) < len(item.images):
             self.crawler.stats.inc_value("theory/images/offsite", len(item.images) - len(on_site))
         for url in self.state.uncaptured_images(on_site):
