@@ -20,7 +20,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1  # Scrapy could not start the crawl, or it crashed
 EXIT_USAGE = 2  # a bad setting or spider argument (Scrapy's own status for usage errors)
 EXIT_LOCKED = 3  # another run holds the data directory
-EXIT_NOTHING_FETCHED = 4  # a site's start page, or every request, failed
+EXIT_INCOMPLETE = 4  # a site could not be crawled completely: its start page, or a listing or feed page, failed
 EXIT_LAYOUT_CHANGED = 5  # pages came back but could not be read
 EXIT_INTERRUPTED = 6  # stopped before the end (SIGINT/SIGTERM, or another close reason)
 EXIT_OUTPUT_FAILED = 7  # the output could not be written (full disk, file size limit, read-only)
@@ -30,7 +30,7 @@ EXIT_MEANINGS = {
     EXIT_ERROR: "crawl could not start or crashed",
     EXIT_USAGE: "bad setting or spider argument",
     EXIT_LOCKED: "another run holds the data directory",
-    EXIT_NOTHING_FETCHED: "nothing could be fetched",
+    EXIT_INCOMPLETE: "a site could not be crawled completely",
     EXIT_LAYOUT_CHANGED: "the site's layout seems to have changed",
     EXIT_INTERRUPTED: "interrupted before the end",
     EXIT_OUTPUT_FAILED: "the output could not be written",
@@ -50,6 +50,8 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
         "finish_reason": reason,
         # site ("legacy", "current") -> why its start page failed; that site was not crawled
         "start_failures": _with_prefix(stats, "theory/start_failed/"),
+        # section or channel -> its listing or feed pages that failed ("URL (reason)"); walked in full next run
+        "incomplete_walks": _with_prefix(stats, "theory/walk/incomplete/"),
         "requests": stats.get("downloader/request_count", 0),
         "responses": stats.get("downloader/response_count", 0),
         "listing_pages": stats.get("theory/listing/pages", 0),
@@ -83,10 +85,7 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
         "retries": stats.get("retry/count", 0),
         "article_failures": _with_prefix(stats, "theory/article/failed/"),
         "listing_failures": _with_prefix(stats, "theory/listing/failed/"),
-        "feed_failures": {
-            **_with_prefix(stats, "theory/feed/failed/"),
-            **({"malformed": stats["theory/feed/malformed"]} if stats.get("theory/feed/malformed") else {}),
-        },
+        "feed_failures": _with_prefix(stats, "theory/feed/failed/"),
         "layout_alarms": _with_prefix(stats, "theory/layout/"),
         "recovered_lines": stats.get("theory/recovered_lines", 0),
         "recovery": _with_prefix(stats, "theory/recovery/"),
@@ -102,8 +101,8 @@ def exit_status(report: dict, max_parse_failure_ratio: float, min_parse_failures
         return EXIT_OUTPUT_FAILED
     if report["usage_error"]:
         return EXIT_USAGE
-    if report["responses"] == 0 or report["start_failures"]:
-        return EXIT_NOTHING_FETCHED
+    if report["responses"] == 0 or report["start_failures"] or report["incomplete_walks"]:
+        return EXIT_INCOMPLETE
     if report["layout_alarms"]:
         return EXIT_LAYOUT_CHANGED
     failures, pages = report["parse_failures"], report["article_pages"]

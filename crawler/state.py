@@ -234,6 +234,10 @@ class CrawlState:
             "INSERT OR REPLACE INTO sections (section_id, walked_at) VALUES (?, ?)", (section_id, _now())
         )
 
+    def mark_section_unwalked(self, section_id: str) -> None:
+        """The section's walk did not reach its end: its next walk goes past pages of known articles."""
+        self.db.execute("DELETE FROM sections WHERE section_id = ?", (section_id,))
+
     # --- output bookkeeping ---
 
     def synced_size(self, name: str) -> int:

@@ -58,6 +58,16 @@ def listing_page_number(url: str) -> int | None:
     return int(match["page"] or 1)
 
 
+def listing_page_url(first_page_url: str, page: int) -> str | None:
+    """URL of page ``page`` of the listing whose page 1 is ``first_page_url`` (``241.shtml`` -> ``241_3.shtml``)."""
+    parts = urlsplit(first_page_url)
+    match = LISTING_PATH.match(parts.path)
+    if not match:
+        return None
+    name = match["section"] if page == 1 else f"{match['section']}_{page}"
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rsplit("/", 1)[0] + f"/{name}.shtml", "", ""))
+
+
 def article_id(url: str) -> str | None:
     path = urlsplit(url).path
     match = ARTICLE_PATH.match(path) or CURRENT_ARTICLE_PATH.match(path)

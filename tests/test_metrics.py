@@ -13,7 +13,7 @@ from scrapy.utils.test import get_crawler
 
 from conftest import latest_run_report, run_crawl
 from crawler import settings as project_settings
-from crawler.extensions import EXIT_NOTHING_FETCHED, EXIT_OK, RunReport
+from crawler.extensions import EXIT_INCOMPLETE, EXIT_OK, RunReport
 from crawler.metrics import MetricsFile
 
 HEALTHY = {
@@ -106,10 +106,10 @@ def test_a_failed_run_keeps_the_last_success_of_the_file(tmp_path):
     good, _ = extension_for(path, {**HEALTHY, "theory/exit_status": EXIT_OK})
     good.write("finished", 1_000_000.0)
 
-    bad, _ = extension_for(path, {"theory/exit_status": EXIT_NOTHING_FETCHED, "theory/start_failed/legacy": "connection_refused"})
+    bad, _ = extension_for(path, {"theory/exit_status": EXIT_INCOMPLETE, "theory/start_failed/legacy": "connection_refused"})
     bad.write("finished", 1_090_000.0)
     metrics = read_metrics(path)
-    assert value(metrics, "last_run_exit_status") == EXIT_NOTHING_FETCHED
+    assert value(metrics, "last_run_exit_status") == EXIT_INCOMPLETE
     assert value(metrics, "last_run_timestamp_seconds") == 1_090_000.0
     assert value(metrics, "last_success_timestamp_seconds") == 1_000_000.0
     assert value(metrics, "last_run_failures", kind="start", reason="connection_refused") == 1
@@ -122,17 +122,17 @@ def test_a_failed_run_keeps_the_last_success_of_the_file(tmp_path):
 
 def test_no_last_success_until_a_run_succeeds(tmp_path):
     path = tmp_path / "theory.prom"
-    extension, _ = extension_for(path, {"theory/exit_status": EXIT_NOTHING_FETCHED})
+    extension, _ = extension_for(path, {"theory/exit_status": EXIT_INCOMPLETE})
     extension.write("finished", 1_000_000.0)
     metrics = read_metrics(path)
-    assert value(metrics, "last_run_exit_status") == EXIT_NOTHING_FETCHED
+    assert value(metrics, "last_run_exit_status") == EXIT_INCOMPLETE
     assert value(metrics, "last_success_timestamp_seconds") is None
 
 
 def test_a_garbled_file_loses_the_last_success_with_a_warning(tmp_path, caplog):
     path = tmp_path / "theory.prom"
     path.write_bytes(b"\xff\xfe not { a metrics file")
-    extension, _ = extension_for(path, {"theory/exit_status": EXIT_NOTHING_FETCHED})
+    extension, _ = extension_for(path, {"theory/exit_status": EXIT_INCOMPLETE})
     with caplog.at_level(logging.WARNING, logger="crawler.metrics"):
         extension.write("finished", 1_000_000.0)
     assert "the last success is not carried over" in caplog.text
@@ -143,7 +143,7 @@ def test_without_the_run_report_the_status_follows_the_same_rule(tmp_path):
     path = tmp_path / "theory.prom"
     extension, _ = extension_for(path, {})  # nothing fetched, and no theory/exit_status
     extension.write("finished", 1_000_000.0)
-    assert value(read_metrics(path), "last_run_exit_status") == EXIT_NOTHING_FETCHED
+    assert value(read_metrics(path), "last_run_exit_status") == EXIT_INCOMPLETE
 
 
 def test_the_file_gets_the_exit_status_the_run_report_set(tmp_path):
@@ -200,10 +200,10 @@ def test_a_run_writes_the_file_and_a_failed_run_keeps_the_last_success(serve_mir
     assert value(metrics, "last_run_duration_seconds") == pytest.approx(report["duration_seconds"], abs=1)
 
     result = run_crawl(closed_port_url(), data_dir, THEORY_METRICS_FILE=str(path), timeout=120)
-    assert result.returncode == EXIT_NOTHING_FETCHED, result.stderr[-3000:]
+    assert result.returncode == EXIT_INCOMPLETE, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     metrics = read_metrics(path)
-    assert value(metrics, "last_run_exit_status") == EXIT_NOTHING_FETCHED
+    assert value(metrics, "last_run_exit_status") == EXIT_INCOMPLETE
     assert value(metrics, "last_run_written") == 0
     assert value(metrics, "last_run_failures", kind="start", reason="connection_refused") == 1
     assert value(metrics, "last_run_timestamp_seconds") > success

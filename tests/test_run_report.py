@@ -11,7 +11,7 @@ import pytest
 from crawler.extensions import (
     EXIT_INTERRUPTED,
     EXIT_LAYOUT_CHANGED,
-    EXIT_NOTHING_FETCHED,
+    EXIT_INCOMPLETE,
     EXIT_OK,
     RunReport,
     exit_status,
@@ -56,9 +56,12 @@ def test_summary_names_the_site_whose_start_page_failed():
     "stats, reason, status",
     [
         (HEALTHY, "finished", EXIT_OK),
-        ({}, "finished", EXIT_NOTHING_FETCHED),
-        ({**HEALTHY, "theory/start_failed/legacy": "http_404"}, "finished", EXIT_NOTHING_FETCHED),
-        ({**HEALTHY, "theory/start_failed/current": "connection_refused"}, "finished", EXIT_NOTHING_FETCHED),
+        ({}, "finished", EXIT_INCOMPLETE),
+        ({**HEALTHY, "theory/start_failed/legacy": "http_404"}, "finished", EXIT_INCOMPLETE),
+        ({**HEALTHY, "theory/start_failed/current": "connection_refused"}, "finished", EXIT_INCOMPLETE),
+        ({**HEALTHY, "theory/walk/incomplete/241": ["http://h/241/241_2.shtml (http_500)"]}, "finished", EXIT_INCOMPLETE),
+        # a site not crawled completely is said before a layout change elsewhere
+        ({**HEALTHY, "theory/walk/incomplete/theory": ["x (not_json)"], "theory/layout/no_sections": 1}, "finished", EXIT_INCOMPLETE),
         ({**HEALTHY, "theory/layout/channel_without_links": 1}, "finished", EXIT_LAYOUT_CHANGED),
         ({**HEALTHY, "theory/layout/feed_without_links": 1}, "finished", EXIT_LAYOUT_CHANGED),
         ({**HEALTHY, "theory/layout/listing_without_links": 1}, "finished", EXIT_LAYOUT_CHANGED),

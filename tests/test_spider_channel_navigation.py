@@ -12,8 +12,10 @@ from scrapy.utils.test import get_crawler
 from twisted.python.failure import Failure
 
 from crawler import settings
-from crawler.spiders.theory import MAX_MALFORMED_FEED_PAGES, TheorySpider
+from crawler.spiders.theory import TheorySpider
 from crawler.urls import article_id
+from crawler.walks import Page
+from crawler.walks.feed import FeedWalk
 
 SITE = "http://current.example"
 CHANNEL = f"{SITE}/theory/"
@@ -63,16 +65,26 @@ def split(spider, requests) -> tuple[list[str], list[str]]:
     )
 
 
-def feed(spider, page: int, body, malformed_before: int = 0):
-    return split(spider, spider.parse_feed(feed_page(page, body), page=page, malformed_before=malformed_before))
+def walk_of(spider) -> FeedWalk:
+    """The run's feed walk, started as the channel page starts it."""
+    if "theory" not in spider.walks:
+        spider.start_walk(spider.feed_walk())
+    return spider.walks["theory"]
+
+
+def feed(spider, page: int, body):
+    walk = walk_of(spider)
+    response = feed_page(page, body)
+    return split(spider, spider.parse_feed(response, source=walk.source, page=Page(page, response.url, guessed=True)))
 
 
 def feed_failure(spider, page: int, status: int):
-    request = spider.feed_request(page)
+    walk = walk_of(spider)
+    request = spider.walk_request(walk, Page(page, f"{SITE}/json/theory/index_{page}.json", guessed=True))
     response = TextResponse(url=request.url, status=status, body=b"", request=request)
     failure = Failure(HttpError(response))
     failure.request = request
-    return split(spider, spider.feed_failed(failure))
+    return split(spider, spider.walk_page_failed(failure))
 
 
 def stat(spider, name: str):
@@ -125,10 +137,22 @@ def test_an_empty_feed_page_in_any_wrapper_ends_the_feed(spider, empty):
     assert spider.state.section_walked("theory") and not stat(spider, "theory/layout/feed_without_links")
 
 
-def test_a_feed_page_that_brings_nothing_new_in_sequence_ends_the_feed(spider):
+def test_a_feed_page_repeating_an_earlier_one_is_skipped_and_the_walk_goes_on(spider):
     feed(spider, 1, entries(articles(1, 3)))
-    assert feed(spider, 2, entries(articles(1, 3))) == ([], [])
+    feed(spider, 2, entries(articles(4, 3)))
+    assert feed(spider, 3, entries(articles(1, 3))) == ([], [f"{SITE}/json/theory/index_4.json"])
     assert stat(spider, "theory/feed/repeated_page") == 1
+    followed, _ = feed(spider, 4, entries(articles(7, 3)))
+    assert len(followed) == 3
+    feed_failure(spider, 5, 404)
+    assert spider.state.section_walked("theory") and walk_of(spider).complete
+
+
+def test_an_incremental_walk_stops_at_a_page_of_known_articles(spider):
+    feed(spider, 1, entries(articles(1, 3)))
+    feed_failure(spider, 2, 404)
+    spider.walks.clear()  # the next run
+    assert feed(spider, 1, entries(articles(1, 3))) == ([], [])
     assert spider.state.section_walked("theory")
 
 
@@ -143,16 +167,24 @@ def test_feed_entries_without_article_links_raise_the_layout_alarm(spider):
     assert stat(spider, "theory/layout/feed_without_links") == 1
 
 
-def test_a_malformed_feed_page_is_counted_and_skipped(spider):
-    followed, feeds = feed(spider, 2, b"<html>502 Bad Gateway</html>")
+@pytest.mark.parametrize("body", [b"<html>502 Bad Gateway</html>", json.dumps(entries(articles(1, 3)), ensure_ascii=False).encode("gbk")])
+def test_a_malformed_feed_page_is_a_failure_and_passed(spider, body):
+    spider.state.mark_section_walked("theory")  # an earlier run's walk
+    feed(spider, 1, entries(articles(1, 3)))
+    followed, feeds = feed(spider, 2, body)
     assert followed == [] and feeds == [f"{SITE}/json/theory/index_3.json"]
-    assert stat(spider, "theory/feed/malformed") == 1
-    assert not spider.state.section_walked("theory")
+    assert stat(spider, "theory/feed/failed/not_json") == 1
+    feed_failure(spider, 3, 404)
+    assert stat(spider, "theory/walk/incomplete/theory") == [f"{SITE}/json/theory/index_2.json (not_json)"]
+    assert not spider.state.section_walked("theory")  # walked in full again next run
 
 
 def test_malformed_feed_pages_in_a_row_end_the_walk(spider):
-    assert feed(spider, 4, b"{not json", malformed_before=MAX_MALFORMED_FEED_PAGES - 1) == ([], [])
-    assert not spider.state.section_walked("theory")  # not known to be the end: walk again next run
+    feed(spider, 1, entries(articles(1, 3)))
+    assert feed(spider, 2, b"{not json")[1] and feed(spider, 3, b"{not json")[1]
+    assert feed(spider, 4, b"{not json") == ([], [])
+    assert len(stat(spider, "theory/walk/incomplete/theory")) == 3
+    assert not spider.state.section_walked("theory")
 
 
 def test_a_missing_first_feed_page_tries_the_second(spider):
@@ -162,9 +194,9 @@ def test_a_missing_first_feed_page_tries_the_second(spider):
     assert stat(spider, "theory/layout/feed_missing") == 1
 
 
-def test_a_feed_page_failing_with_a_server_error_is_a_failure(spider):
+def test_a_feed_page_failing_with_a_server_error_is_a_failure_and_passed(spider):
     feed(spider, 1, entries(articles(1, 3)))
-    assert feed_failure(spider, 2, 500) == ([], [])
+    assert feed_failure(spider, 2, 500) == ([], [f"{SITE}/json/theory/index_3.json"])
     assert stat(spider, "theory/feed/failed/http_500") == 1
     assert not spider.state.section_walked("theory")
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import pytest
 from scrapy import Request
 from scrapy.http import HtmlResponse, Response
+from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.test import get_crawler
+from twisted.python.failure import Failure
 
 from crawler.loaders import ArticlePage
 from crawler.spiders.theory import TheorySpider
 from crawler.urls import article_id
+from crawler.walks import Page
+from crawler.walks.listing import ListingWalk
 
 BASE = "http://theory.example/"
 
@@ -38,13 +42,38 @@ def spider(tmp_path):
     spider.state.close()
 
 
-def route(spider, response, **cb_kwargs) -> tuple[list[Request], list[Request]]:
-    """(article requests, listing requests) that a listing response leads to."""
-    requests = list(spider.parse_listing(response, **{"section_id": "241", "page": 1, "previous_urls": (), **cb_kwargs}))
+def start_walk(spider, section: str = "241") -> ListingWalk:
+    """The section's walk, as the channel home starts it."""
+    walk = ListingWalk(
+        section, spider.full, spider.state.section_walked(section), spider.max_listing_pages,
+        first_url=f"{BASE}{section}/{section}.shtml",
+    )
+    spider.start_walk(walk)
+    return walk
+
+
+def split(spider, requests) -> tuple[list[Request], list[Request]]:
+    """(article requests, listing requests) among the requests a callback made."""
+    requests = list(requests or [])
     return (
         [r for r in requests if r.callback == spider.parse_article],
         [r for r in requests if r.callback == spider.parse_listing],
     )
+
+
+def route(spider, response, page: int = 1, walk: ListingWalk | None = None) -> tuple[list[Request], list[Request]]:
+    """(article requests, listing requests) that a listing response leads to; a new walk unless ``walk``."""
+    walk = walk or start_walk(spider)
+    return split(spider, spider.parse_listing(response, source=walk.source, page=Page(page, response.url)))
+
+
+def fail(spider, walk: ListingWalk, page: int, status: int):
+    """The errback of listing page ``page``, answered with ``status`` after its retries."""
+    url = f"{BASE}{walk.source}/{walk.source}" + ("" if page == 1 else f"_{page}") + ".shtml"
+    request = spider.walk_request(walk, Page(page, url))
+    failure = Failure(HttpError(Response(url, status=status, request=request)))
+    failure.request = request
+    return split(spider, spider.walk_page_failed(failure))
 
 
 def test_new_articles_are_followed_and_so_is_the_next_page(spider):
@@ -89,13 +118,29 @@ def test_the_last_page_marks_the_section_walked(spider):
     assert spider.state.section_walked("241")
 
 
-def test_a_page_repeating_the_one_before_ends_the_section(spider):
+def test_a_page_repeating_the_one_before_is_skipped_and_the_walk_goes_on(spider):
+    walk = start_walk(spider)
     paths = articles("241", 1, 3)
-    previous = tuple(BASE.rstrip("/") + path for path in paths)
-    followed, listings = route(spider, listing_page("241", 4, paths, "241_5.shtml"), page=4, previous_urls=previous)
-    assert followed == [] and listings == []
+    route(spider, listing_page("241", 1, paths, "241_2.shtml"), walk=walk)
+    followed, listings = route(spider, listing_page("241", 2, paths, "241_3.shtml"), page=2, walk=walk)
+    assert followed == [] and [r.url for r in listings] == [f"{BASE}241/241_3.shtml"]
     assert spider.crawler.stats.get_value("theory/listing/repeated_page") == 1
-    assert spider.state.section_walked("241")  # the end: later runs may stop early
+    route(spider, listing_page("241", 3, articles("241", 4, 3), None), page=3, walk=walk)
+    assert walk.complete and spider.state.section_walked("241")
+
+
+def test_a_failed_listing_page_is_passed_by_its_number_and_the_section_walked_again_next_run(spider):
+    walk = start_walk(spider)
+    route(spider, listing_page("241", 1, articles("241", 1, 3), "241_2.shtml"), walk=walk)
+    spider.state.mark_section_walked("241")  # an earlier run's walk
+    _, listings = fail(spider, walk, 2, 500)
+    assert [r.url for r in listings] == [f"{BASE}241/241_3.shtml"]
+    followed, listings = route(spider, listing_page("241", 3, articles("241", 4, 2), None), page=3, walk=walk)
+    assert len(followed) == 2 and listings == []
+    assert walk.ended and not walk.complete
+    assert spider.crawler.stats.get_value("theory/walk/incomplete/241") == [f"{BASE}241/241_2.shtml (http_500)"]
+    assert spider.crawler.stats.get_value("theory/listing/failed/http_500") == 1
+    assert not spider.state.section_walked("241")  # the next run walks it past its known pages
 
 
 @pytest.mark.parametrize("back_to", ["241.shtml", "241_2.shtml", "241_3.shtml"])
@@ -106,10 +151,11 @@ def test_a_next_link_leading_back_ends_the_section(spider, back_to):
     assert spider.state.section_walked("241")
 
 
-def test_the_page_cap_ends_the_section(spider):
+def test_the_page_cap_ends_the_section_incomplete(spider):
     _, listings = route(spider, listing_page("241", 5, articles("241", 1, 3), "241_6.shtml"), page=5)
     assert listings == []
     assert spider.crawler.stats.get_value("theory/listing/page_cap_reached") == 1
+    assert spider.crawler.stats.get_value("theory/walk/incomplete/241") == [f"{BASE}241/241_6.shtml (page_cap)"]
 
 
 def test_a_listing_without_article_links_raises_the_layout_alarm(spider):

@@ -39,10 +39,12 @@ from crawler.urls import (
     feed_page_url,
     host_of,
     layout_of,
-    listing_page_number,
     rebase,
     section_of,
 )
+from crawler.walks import Page, Step, Walk
+from crawler.walks.feed import FeedWalk
+from crawler.walks.listing import ListingWalk
 
 # Finish the articles in hand before reading more listing pages: keeps the request queue short.
 START_PRIORITY = 100
@@ -55,8 +57,8 @@ REVISIT_PRIORITY = -10
 # A revisit observes these answers itself: a 304 is "unchanged", a redirect or a 404/410 a removal signal.
 # Scrapy would follow the redirect silently and turn the others into HttpError.
 REVISIT_STATUSES = [304, 404, 410, *sorted(REDIRECTS)]
-# A feed that answers with something other than JSON this many pages in a row has ended for this run.
-MAX_MALFORMED_FEED_PAGES = 3
+# Events of a walk that are layout alarms, not warnings.
+LAYOUT_EVENTS = frozenset({"feed_missing"})
 
 
 # Short names of Scrapy's download errors, for log lines, stats and the state's last_error.
@@ -97,7 +99,7 @@ class TheorySpider(scrapy.Spider):
         self.only_sections = [s.strip() for s in sections.split(",") if s.strip()] if sections else None
         self.full = str(full or "").lower() in ("1", "true", "yes")
         self.section_names: dict[str, str] = {}  # legacy section ids and the current channel's id -> names
-        self.feed_seen: set[str] = set()
+        self.walks: dict[str, Walk] = {}  # this run's walk of each legacy section and of the current feed
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -142,8 +144,10 @@ class TheorySpider(scrapy.Spider):
             self.crawler.stats.set_value("theory/recovery/state_rebuilt", str(self.state.damaged_copy))
 
     def close_state(self, reason: str) -> None:
-        started = not any(self.crawler.stats.get_value(f"theory/start_failed/{site}") for site in (LEGACY, CURRENT))
-        if self.full and reason == "finished" and started and self.only_sections is None:
+        stats = self.crawler.stats.get_stats()
+        started = not any(key.startswith(("theory/start_failed/", "theory/layout/")) for key in stats)
+        walked = all(walk.complete for walk in self.walks.values())
+        if self.full and reason == "finished" and started and walked and self.only_sections is None:
             self.state.mark_full_walk()  # every listing and feed page of both sites was walked
         self.state.close()
 
@@ -173,21 +177,24 @@ class TheorySpider(scrapy.Spider):
             self.logger.info("retrying %d articles owed by earlier runs", len(owed))
         for url in owed:
             yield self.article_request(rebase(url, self.start_urls_by_site[layout_of(url)]))
-        if self.revisit:
-            for request in self.revisit_requests():
-                yield request
+        # Revisits of each site's written articles are asked for once its start page answered: a site that
+        # is down this run gets none (see revisit_requests).
 
     # --- revisits of written articles ---
 
-    def revisit_requests(self) -> list[scrapy.Request]:
+    def revisit_requests(self, site: str) -> list[scrapy.Request]:
+        """The revisits of ``site``'s written articles, asked for once its start page answered: a host
+        that is down would only turn each of them into retries and an "unknown"."""
+        if not self.revisit:
+            return []
         # Published dates are Beijing dates; a day either way does not matter for a 30-day window.
         since = (datetime.now(timezone.utc) - timedelta(days=min(self.revisit_days, 365_000))).date().isoformat()
         targets = [
             target for target in self.state.revisit_targets(since, self.revisit_budget, self.only_sections)
-            if self.start_urls_by_site.get(layout_of(target[1]))
+            if layout_of(target[1]) == site
         ]
         if targets:
-            self.logger.info("revisiting %d written articles after the new ones", len(targets))
+            self.logger.info("revisiting %d written articles of the %s site after the new ones", len(targets), site)
         return [self.revisit_request(url, page_count) for _, url, page_count in targets]
 
     def revisit_request(
@@ -311,50 +318,25 @@ class TheorySpider(scrapy.Spider):
             self.logger.error("layout changed? no section links on the channel home %s", response.url)
             self.crawler.stats.inc_value("theory/layout/no_sections")
         for section in sections:
-            yield self.listing_request(response.urljoin(section.url), section.id, 1, ())
+            walk = ListingWalk(
+                section.id, self.full, self.state.section_walked(section.id), self.max_listing_pages,
+                first_url=response.urljoin(section.url),
+            )
+            yield self.start_walk(walk)
+        yield from self.revisit_requests(LEGACY)
 
-    def listing_request(self, url: str, section_id: str, page: int, previous_urls: tuple[str, ...]) -> scrapy.Request:
-        return scrapy.Request(
-            url,
-            self.parse_listing,
-            errback=self.listing_failed,
-            cb_kwargs={"section_id": section_id, "page": page, "previous_urls": previous_urls},
-            priority=LISTING_PRIORITY,
-        )
-
-    def parse_listing(self, response, section_id: str, page: int, previous_urls: tuple[str, ...]):
-        stats = self.crawler.stats
-        stats.inc_value("theory/listing/pages")
+    def parse_listing(self, response, source: str, page: Page):
+        walk = self.walks[source]
+        self.crawler.stats.inc_value("theory/listing/pages")
         listing = legacy.read_listing(response) if isinstance(response, TextResponse) else None
         if not listing or not listing.article_urls:
             self.logger.error("layout changed? listing page %s has no article link", response.url)
-            stats.inc_value("theory/layout/listing_without_links")
-            return
-        if tuple(listing.article_urls) == previous_urls:
-            self.logger.warning("listing page %s repeats the page before it; section %s ends here", response.url, section_id)
-            stats.inc_value("theory/listing/repeated_page")
-            self.state.mark_section_walked(section_id)
+            self.crawler.stats.inc_value("theory/layout/listing_without_links")
+            yield from self.follow(walk, walk.layout_changed(page))
             return
         new, requests = self.discover(listing.article_urls)
         yield from requests
-
-        next_page_url = listing.next_page_url
-        if next_page_url and (listing_page_number(next_page_url) or 0) <= (listing_page_number(response.url) or 0):
-            # The last page of some listings links back to an earlier one: that is the end, not a page to fetch.
-            self.logger.warning("listing page %s: 下一页 leads back to %s; section %s ends here", response.url, next_page_url, section_id)
-            stats.inc_value("theory/listing/pagination_loop")
-            next_page_url = None
-
-        if not next_page_url:
-            self.state.mark_section_walked(section_id)
-            self.logger.info("section %s: last listing page is %d", section_id, page)
-        elif page >= self.max_listing_pages:
-            self.logger.warning("section %s: stopping at the listing page cap (%d)", section_id, page)
-            stats.inc_value("theory/listing/page_cap_reached")
-        elif new or self.full or not self.state.section_walked(section_id):
-            yield self.listing_request(next_page_url, section_id, page + 1, tuple(listing.article_urls))
-        else:
-            self.logger.info("section %s: every article of listing page %d is known; stopping", section_id, page)
+        yield from self.follow(walk, walk.read(page, listing.article_urls, len(new), listing.next_page_url))
 
     # --- current site: channel page and JSON feed ---
 
@@ -364,63 +346,107 @@ class TheorySpider(scrapy.Spider):
         if not channel or not channel.article_urls:
             self.logger.error("layout changed? channel page %s has no article list item", response.url)
             stats.inc_value("theory/layout/channel_without_links")
-            return
-        if channel.name:
-            self.section_names[self.channel_id] = channel.name
-        new, requests = self.discover(channel.article_urls)
-        yield from requests
-        # New articles appear on top of the channel page: when it holds nothing new, neither does the feed.
-        if new or self.full or not self.state.section_walked(self.channel_id):
-            self.feed_seen.clear()
-            yield self.feed_request(1)
         else:
-            self.logger.info("channel %s: every article of the channel page is known; stopping", self.channel_id)
+            if channel.name:
+                self.section_names[self.channel_id] = channel.name
+            new, requests = self.discover(channel.article_urls)
+            yield from requests
+            walk = self.feed_walk()
+            # New articles appear on top of the channel page: when it holds nothing new, neither does the feed.
+            if new or walk.walks_on:
+                yield self.start_walk(walk)
+            else:
+                self.logger.info("channel %s: every article of the channel page is known; stopping", self.channel_id)
+        yield from self.revisit_requests(CURRENT)
 
-    def feed_request(self, page: int, malformed_before: int = 0) -> scrapy.Request:
-        return scrapy.Request(
-            feed_page_url(self.channel_url, self.feed_path, page),
-            self.parse_feed,
-            errback=self.feed_failed,
-            cb_kwargs={"page": page, "malformed_before": malformed_before},
-            priority=LISTING_PRIORITY,
+    def feed_walk(self) -> FeedWalk:
+        return FeedWalk(
+            self.channel_id, self.full, self.state.section_walked(self.channel_id), self.max_listing_pages,
+            feed_page_url=partial(feed_page_url, self.channel_url, self.feed_path),
         )
 
-    def parse_feed(self, response, page: int, malformed_before: int):
-        stats = self.crawler.stats
-        stats.inc_value("theory/feed/pages")
+    def parse_feed(self, response, source: str, page: Page):
+        walk = self.walks[source]
+        self.crawler.stats.inc_value("theory/feed/pages")
         try:
             feed = current.read_feed(response)
-        except ValueError as error:
+        except ValueError as error:  # not JSON, or JSON in an encoding JSON does not allow (GBK)
             self.logger.error("feed page %s is not JSON (%s)", response.url, error)
-            stats.inc_value("theory/feed/malformed")
-            if malformed_before + 1 < MAX_MALFORMED_FEED_PAGES and page < self.max_listing_pages:
-                yield self.feed_request(page + 1, malformed_before + 1)
-            else:
-                self.logger.error("channel %s: %d feed pages in a row are not JSON; the feed walk ends here", self.channel_id, malformed_before + 1)
+            self.crawler.stats.inc_value("theory/feed/failed/not_json")
+            yield from self.follow(walk, walk.failed(page, "not_json"))
             return
         if feed.entries == 0:
-            self.logger.info("channel %s: feed page %d is empty; the feed ends there", self.channel_id, page)
-            self.state.mark_section_walked(self.channel_id)
+            yield from self.follow(walk, walk.empty(page))
             return
         if not feed.article_urls:
             self.logger.error("layout changed? feed page %s has %d entries but no article link", response.url, feed.entries)
-            stats.inc_value("theory/layout/feed_without_links")
+            self.crawler.stats.inc_value("theory/layout/feed_without_links")
+            yield from self.follow(walk, walk.layout_changed(page))
             return
-        if self.feed_seen.issuperset(feed.article_urls):
-            self.logger.warning("feed page %s brings nothing new; channel %s ends here", response.url, self.channel_id)
-            stats.inc_value("theory/feed/repeated_page")
-            self.state.mark_section_walked(self.channel_id)
-            return
-        self.feed_seen.update(feed.article_urls)
         new, requests = self.discover(feed.article_urls)
         yield from requests
-        if page >= self.max_listing_pages:
-            self.logger.warning("channel %s: stopping at the feed page cap (%d)", self.channel_id, page)
-            stats.inc_value("theory/feed/page_cap_reached")
-        elif new or self.full or not self.state.section_walked(self.channel_id):
-            yield self.feed_request(page + 1)
-        else:
-            self.logger.info("channel %s: every article of feed page %d is known; stopping", self.channel_id, page)
+        yield from self.follow(walk, walk.read(page, feed.article_urls, len(new)))
+
+    # --- the walks of both sites (the rules are in crawler.walks) ---
+
+    def start_walk(self, walk: Walk) -> scrapy.Request:
+        self.walks[walk.source] = walk
+        return self.walk_request(walk, walk.first())
+
+    def walk_request(self, walk: Walk, page: Page) -> scrapy.Request:
+        return scrapy.Request(
+            page.url,
+            self.parse_feed if isinstance(walk, FeedWalk) else self.parse_listing,
+            errback=self.walk_page_failed,
+            cb_kwargs={"source": walk.source, "page": page},
+            priority=LISTING_PRIORITY,
+        )
+
+    def walk_page_failed(self, failure):
+        source, page = failure.request.cb_kwargs["source"], failure.request.cb_kwargs["page"]
+        walk = self.walks[source]
+        reason = failure_reason(failure)
+        if reason in ("http_404", "http_410"):
+            return self.follow(walk, walk.missing(page))
+        self.logger.error("%s page %s failed: %s", self.walk_kind(walk), failure.request.url, reason)
+        self.crawler.stats.inc_value(f"theory/{self.walk_kind(walk)}/failed/{reason}")
+        return self.follow(walk, walk.failed(page, reason))
+
+    @staticmethod
+    def walk_kind(walk: Walk) -> str:
+        return "feed" if isinstance(walk, FeedWalk) else "listing"
+
+    def follow(self, walk: Walk, step: Step) -> list[scrapy.Request]:
+        """Do what the walk decided: log its odd events, fetch its next page, or close it."""
+        kind = self.walk_kind(walk)
+        if step.event in LAYOUT_EVENTS:
+            self.logger.error("layout changed? %s", step.detail)
+            self.crawler.stats.inc_value(f"theory/layout/{step.event}")
+        elif step.event:
+            self.logger.warning("%s %s: %s", kind, walk.source, step.detail)
+            self.crawler.stats.inc_value(f"theory/{kind}/{step.event}")
+        if step.next is not None:
+            return [self.walk_request(walk, step.next)]
+        if walk.ended:
+            self.walk_ended(walk)
+        return []
+
+    def walk_ended(self, walk: Walk) -> None:
+        kind = self.walk_kind(walk)
+        if walk.complete:
+            self.state.mark_section_walked(walk.source)
+            self.logger.info("%s %s: walked (%s) after %d pages", kind, walk.source, walk.end.replace("_", " "), walk.pages_read)
+            return
+        # Walked in full again next run: page numbers shift from day to day, so a failed page cannot
+        # simply be fetched again by its number.
+        self.state.mark_section_unwalked(walk.source)
+        if walk.failures:
+            failed = [f"{url} ({reason})" for url, reason in walk.failures]
+            self.crawler.stats.set_value(f"theory/walk/incomplete/{walk.source}", failed)
+            self.logger.error(
+                "%s %s: the walk is incomplete, %d pages failed: %s; it is walked in full again next run",
+                kind, walk.source, len(failed), ", ".join(failed),
+            )
 
     # --- articles, on either site ---
 
@@ -501,30 +527,6 @@ class TheorySpider(scrapy.Spider):
         reason = failure_reason(failure)
         self.logger.error("%s site: start page %s failed: %s; that site is not crawled this run", site, failure.request.url, reason)
         self.crawler.stats.set_value(f"theory/start_failed/{site}", reason)
-
-    def listing_failed(self, failure):
-        reason = failure_reason(failure)
-        self.logger.error("listing page %s failed: %s", failure.request.url, reason)
-        self.crawler.stats.inc_value(f"theory/listing/failed/{reason}")
-
-    def feed_failed(self, failure):
-        page = failure.request.cb_kwargs["page"]
-        reason = failure_reason(failure)
-        if reason in ("http_404", "http_410"):
-            if page == 1:
-                # The channel page's own script starts its "load more" at page 2: index_1 may not exist.
-                self.logger.info("channel %s: feed page 1 is missing; trying page 2", self.channel_id)
-                return [self.feed_request(2)]
-            if self.feed_seen:
-                # The feed has no page after its last one: that is its end, not a failure.
-                self.logger.info("channel %s: feed page %d is missing; the feed ends there", self.channel_id, page)
-                self.state.mark_section_walked(self.channel_id)
-                return None
-            self.logger.error("layout changed? the channel's feed has no page at %s", failure.request.url)
-            self.crawler.stats.inc_value("theory/layout/feed_missing")
-            return None
-        self.logger.error("feed page %s failed: %s", failure.request.url, reason)
-        self.crawler.stats.inc_value(f"theory/feed/failed/{reason}")
 
     def article_failed(self, failure):
         url = failure.request.meta["article_url"]
