@@ -67,7 +67,7 @@ def check(settings, spider_arguments: dict[str, str]) -> None:
         raise UsageError("THEORY_BASE_URL and THEORY_CHANNEL_URL are both empty: nothing to crawl", print_help=False)
     if "{page}" not in (settings.get("THEORY_FEED_PATH") or ""):
         raise UsageError(f"THEORY_FEED_PATH={settings.get('THEORY_FEED_PATH')!r} has no {{page}}", print_help=False)
-    for name in ("THEORY_MAX_ATTEMPTS", "THEORY_MAX_LISTING_PAGES", "THEORY_SYNC_ITEMS"):
+    for name in ("THEORY_MAX_ATTEMPTS", "THEORY_MAX_LISTING_PAGES", "THEORY_SYNC_ITEMS", "THEORY_HOST_MAX_FAILURES_IN_A_ROW"):
         _number(settings, name, int, 1)
     _number(settings, "THEORY_SYNC_SECONDS", float, 0)
     _number(settings, "THEORY_REVISIT_DAYS", float, 0)

@@ -52,6 +52,8 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
         "start_failures": _with_prefix(stats, "theory/start_failed/"),
         # section or channel -> its listing or feed pages that failed ("URL (reason)"); walked in full next run
         "incomplete_walks": _with_prefix(stats, "theory/walk/incomplete/"),
+        # host -> requests not sent to it after it stopped answering; what they were for is owed to the next run
+        "hosts_down": _with_prefix(stats, "theory/host_down/"),
         "requests": stats.get("downloader/request_count", 0),
         "responses": stats.get("downloader/response_count", 0),
         "listing_pages": stats.get("theory/listing/pages", 0),
@@ -101,7 +103,7 @@ def exit_status(report: dict, max_parse_failure_ratio: float, min_parse_failures
         return EXIT_OUTPUT_FAILED
     if report["usage_error"]:
         return EXIT_USAGE
-    if report["responses"] == 0 or report["start_failures"] or report["incomplete_walks"]:
+    if report["responses"] == 0 or report["start_failures"] or report["incomplete_walks"] or report["hosts_down"]:
         return EXIT_INCOMPLETE
     if report["layout_alarms"]:
         return EXIT_LAYOUT_CHANGED

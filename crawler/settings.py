@@ -70,6 +70,9 @@ RETRY_ENABLED = True
 RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 REDIRECT_MAX_TIMES = 5
+# After this many connection failures or timeouts in a row on one host, the run sends it nothing more
+# (crawler.middlewares.HostBreakerMiddleware): what it still owes is owed to the next run.
+THEORY_HOST_MAX_FAILURES_IN_A_ROW = 5
 # The site's pages are tens of KB. Scrapy's defaults (1 GiB, warn at 32 MiB) let a gzip bomb inflate to
 # 1 GiB in memory and a 50 MB page become one JSON line; the limit holds for the bytes on the wire and
 # for the decompressed body alike, and a page over it fails as "too_large" like any other failure.
@@ -92,6 +95,8 @@ SPIDER_MIDDLEWARES = {
 DOWNLOADER_MIDDLEWARES = {
     # 585 < HttpCompressionMiddleware's 590: re-decodes the decompressed pages whose declared charset garbles them.
     "crawler.middlewares.EncodingRepairMiddleware": 585,
+    # 560 > RetryMiddleware's 550: sees every try's connection failure, and stops a dead host's retries.
+    "crawler.middlewares.HostBreakerMiddleware": 560,
     # 610 > RedirectMiddleware's 600: sees each redirect before it is followed (see the class).
     "crawler.middlewares.RedirectGuardMiddleware": 610,
     # 950: above every middleware that changes a response: captures the bytes as they came over the wire.

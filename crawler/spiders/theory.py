@@ -26,7 +26,7 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from crawler.loaders import ArticlePage, load_article
-from crawler.middlewares import RedirectFailed
+from crawler.middlewares import HostDown, RedirectFailed
 from crawler.readers import current, legacy
 from crawler.revisions import PRESENT, REDIRECTS, UNKNOWN, RevisitResult, classify, not_found_phrase, page_key
 from crawler.state import CrawlLocked, CrawlState
@@ -76,7 +76,7 @@ DOWNLOAD_ERRORS = {
 def failure_reason(failure) -> str:
     if failure.check(HttpError):
         return f"http_{failure.value.response.status}"
-    if failure.check(RedirectFailed):
+    if failure.check(RedirectFailed, HostDown):
         return failure.value.reason
     # A body that inflates past DOWNLOAD_MAXSIZE (HttpCompressionMiddleware) is an IgnoreRequest, as are
     # robots.txt and offsite drops: only Scrapy's message tells it apart.
@@ -272,7 +272,8 @@ class TheorySpider(scrapy.Spider):
         """Timeouts, refused connections, 5xx after retries: no judgement on the article either way."""
         url = failure.request.cb_kwargs["url"]
         reason = failure_reason(failure)
-        self.logger.warning("revisit of %s failed: %s; it tells nothing about the article", url, reason)
+        if reason != HostDown.reason:
+            self.logger.warning("revisit of %s failed: %s; it tells nothing about the article", url, reason)
         return [RevisitResult(article_id(url), url, UNKNOWN, reason=reason)]
 
     def start_request(self, site: str, callback) -> scrapy.Request:
@@ -509,7 +510,8 @@ class TheorySpider(scrapy.Spider):
 
     def image_failed(self, failure) -> None:
         reason = failure_reason(failure)
-        self.logger.warning("image %s could not be captured: %s", failure.request.url, reason)
+        if reason != HostDown.reason:
+            self.logger.warning("image %s could not be captured: %s", failure.request.url, reason)
         self.crawler.stats.inc_value(f"theory/images/failed/{reason}")
 
     # --- failures: a log line, a stat, and the article stays owed ---
@@ -531,6 +533,8 @@ class TheorySpider(scrapy.Spider):
     def article_failed(self, failure):
         url = failure.request.meta["article_url"]
         reason = failure_reason(failure)
+        if reason == HostDown.reason:
+            return  # not tried: no attempt is counted, it stays owed, and the host's own line said so
         given_up = self.state.record_failure(article_id(url), url, reason, self.max_attempts)
         self.logger.error(
             "article %s failed: %s (page %s)%s",
