@@ -15,6 +15,7 @@ from scrapy.exceptions import UsageError
 
 SPIDER_ARGUMENTS = ("sections", "full", "revisit")
 SECTION_ID = re.compile(r"^[0-9A-Za-z_-]+$")
+HOST = re.compile(r"^[0-9a-z]([0-9a-z.-]*[0-9a-z])?(:[0-9]{1,5})?$")
 
 
 def _url(settings, name: str) -> str:
@@ -67,6 +68,12 @@ def check(settings, spider_arguments: dict[str, str]) -> None:
         raise UsageError("THEORY_BASE_URL and THEORY_CHANNEL_URL are both empty: nothing to crawl", print_help=False)
     if "{page}" not in (settings.get("THEORY_FEED_PATH") or ""):
         raise UsageError(f"THEORY_FEED_PATH={settings.get('THEORY_FEED_PATH')!r} has no {{page}}", print_help=False)
+    bad_hosts = [host for host in settings.getlist("THEORY_ARTICLE_HOSTS") if not HOST.match(host.strip().lower())]
+    if bad_hosts:
+        raise UsageError(
+            f"THEORY_ARTICLE_HOSTS: {', '.join(map(repr, bad_hosts))} is not a host name (host or host:port, comma-separated)",
+            print_help=False,
+        )
     for name in ("THEORY_MAX_ATTEMPTS", "THEORY_MAX_LISTING_PAGES", "THEORY_SYNC_ITEMS", "THEORY_HOST_MAX_FAILURES_IN_A_ROW"):
         _number(settings, name, int, 1)
     _number(settings, "THEORY_SYNC_SECONDS", float, 0)

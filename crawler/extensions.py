@@ -66,6 +66,10 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
             "content": stats.get("theory/duplicates/content", 0),
         },
         "rejected": stats.get("theory/rejected", 0),
+        # current articles listed by the channel whose page names another channel (人物): not written
+        "other_channel": stats.get("theory/article/other_channel", 0),
+        # article links to hosts other than the sites' and THEORY_ARTICLE_HOSTS: not followed
+        "offsite_links": stats.get("theory/links/offsite", 0),
         # Revisits of written articles (crawler/revisions.py) and the events of changes.jsonl they made.
         "revisits": {
             name: stats.get(f"theory/revisit/{name}", 0)

@@ -92,6 +92,8 @@ class ArticlePage:
     paragraphs: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
     total_pages: int = 1
+    # The channel the page says it belongs to (current site: its <title> suffix or breadcrumb); None: it names none.
+    channel_name: str | None = None
     # The page's response record in the WARC files, when the crawl captures them.
     warc: dict | None = None
 

@@ -141,7 +141,8 @@ class RedirectFailed(IgnoreRequest):
 
 
 class RedirectGuardMiddleware:
-    """Refuses, through the request's errback, a redirect off the two sites or back into its own chain.
+    """Refuses, through the request's errback, a redirect off the two sites (and THEORY_ARTICLE_HOSTS) or
+    back into its own chain.
 
     Scrapy's RedirectMiddleware would follow it with a new request that the offsite or the duplicate
     filter then drops without a word, so that neither callback nor errback ever runs: a start page that
@@ -157,7 +158,8 @@ class RedirectGuardMiddleware:
     @classmethod
     def from_crawler(cls, crawler):
         urls = [crawler.settings.get(name) or "" for name in ("THEORY_BASE_URL", "THEORY_CHANNEL_URL")]
-        return cls({host_of(url) for url in urls if url})
+        article_hosts = {host.strip().lower() for host in crawler.settings.getlist("THEORY_ARTICLE_HOSTS") if host.strip()}
+        return cls({host_of(url) for url in urls if url} | article_hosts)
 
     def process_response(self, request, response, spider=None):
         location = response.headers.get("Location")

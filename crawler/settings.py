@@ -13,6 +13,10 @@ COMMANDS_MODULE = "crawler.commands"
 THEORY_BASE_URL = "http://theory.workercn.cn/"
 # The current CMS's channel page (2021–).
 THEORY_CHANNEL_URL = "https://www.workercn.cn/theory/"
+# Further hosts whose current-site article links (/c/YYYY-MM-DD/<id>.shtml) the channel page and the feed
+# may give: public captures show /c/ articles served on news.workercn.cn too. Fetched like the channel
+# host's; an article link to any other host is counted and logged, not followed.
+THEORY_ARTICLE_HOSTS = ["news.workercn.cn"]
 # The current channel's JSON feed pages, on the channel's host: {channel} is the channel page's
 # directory (theory), {page} counts from 1.
 THEORY_FEED_PATH = "/json/{channel}/index_{page}.json"

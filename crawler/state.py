@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS articles (
     url          TEXT NOT NULL,
     section_id   TEXT,
     -- pending: owed; claimed: passed dedupe, line being written; written: in articles.jsonl;
-    -- duplicate: same content as an article already written; failed: gave up after too many attempts
+    -- duplicate: same content as an article already written; failed: gave up after too many attempts;
+    -- other_channel: listed by the channel, but its page names another channel (last_error names it)
     status       TEXT NOT NULL,
     content_hash TEXT,
     attempts     INTEGER NOT NULL DEFAULT 0,
@@ -70,7 +71,7 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 # Statuses of an article that needs no more fetching, as an SQL list.
-DONE = "('claimed', 'written', 'duplicate')"
+DONE = "('claimed', 'written', 'duplicate', 'other_channel')"
 
 
 class CrawlLocked(RuntimeError):
@@ -202,6 +203,13 @@ class CrawlState:
         )
         return ("content", row[0]) if row else None
 
+    def mark_other_channel(self, articles: Iterable[tuple[str, str]]) -> None:
+        """(article_id, channel name) of owed articles whose page names another channel: not owed any more."""
+        self.db.executemany(
+            "UPDATE articles SET status = 'other_channel', last_error = ?, updated_at = ? WHERE article_id = ? AND status = 'pending'",
+            [(f"of the channel {name}", _now(), id_) for id_, name in articles],
+        )
+
     def mark_written(self, article_id: str, url: str, section_id: str | None, content_hash: str | None) -> None:
         self.db.execute(
             "INSERT INTO articles (article_id, url, section_id, status, content_hash, updated_at)"
@@ -213,7 +221,7 @@ class CrawlState:
 
     def reset_written(self, present: set[str]) -> int:
         """Articles recorded as written but not ``present`` in the output are owed again; returns how many."""
-        rows = self.db.execute(f"SELECT article_id FROM articles WHERE status IN {DONE} AND status != 'duplicate'")
+        rows = self.db.execute("SELECT article_id FROM articles WHERE status IN ('claimed', 'written')")
         missing = [(article_id,) for (article_id,) in rows if article_id not in present]
         now = _now()
         self.db.executemany(

@@ -40,6 +40,7 @@ def settings(tmp_path, **changes) -> Settings:
         ({}, {"revisit": "maybe"}, "revisit='maybe' is not 0 or 1"),
         ({"THEORY_REVISIT_BUDGET": "-1"}, {}, "THEORY_REVISIT_BUDGET='-1' must be at least 0"),
         ({"THEORY_HOST_MAX_FAILURES_IN_A_ROW": "0"}, {}, "THEORY_HOST_MAX_FAILURES_IN_A_ROW='0' must be at least 1"),
+        ({"THEORY_ARTICLE_HOSTS": "news.workercn.cn,https://x.example/"}, {}, "THEORY_ARTICLE_HOSTS: 'https://x.example/' is not a host name"),
         ({"THEORY_REVISIT_DAYS": "a month"}, {}, "THEORY_REVISIT_DAYS='a month' is not a number"),
         ({"THEORY_REMOVAL_CONFIRMATIONS": "0"}, {}, "must be at least 1"),
     ],

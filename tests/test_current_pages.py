@@ -24,7 +24,8 @@ from scrapy.http import HtmlResponse, TextResponse
 from crawler.loaders import load_article
 from crawler.pipelines import ValidationPipeline, load_schema
 from crawler.readers import legacy
-from crawler.readers.current import read_article_page, read_channel, read_feed
+from crawler.readers.current import named_channel, read_article_page, read_channel, read_feed
+from crawler.settings import THEORY_ARTICLE_HOSTS
 
 PAGES = Path(__file__).parent / "fixtures" / "current_pages"
 INDEX = json.loads((PAGES / "index.json").read_text("utf-8"))
@@ -39,6 +40,8 @@ ARTICLE_FIELDS = [
 UNUSABLE = {"no_body_page"}
 # What the spider passes to every article: the name it read on the channel page.
 CHANNEL_NAME = "理论"
+# Hosts whose article links the feed and channel page may give, besides their own (the default setting).
+ARTICLE_HOSTS = frozenset(THEORY_ARTICLE_HOSTS)
 
 
 def expected(name: str) -> dict:
@@ -67,7 +70,7 @@ def fields(item) -> dict:
 
 
 def read_fixture_feed(name: str):
-    return read_feed(TextResponse(url=FEEDS[name], body=page_bytes(f"{name}.feed.json")))
+    return read_feed(TextResponse(url=FEEDS[name], body=page_bytes(f"{name}.feed.json")), ARTICLE_HOSTS)
 
 
 def test_every_fixture_has_its_page_and_its_expectation():
@@ -95,6 +98,30 @@ def test_encoding_fixtures_are_what_their_names_say():
 @pytest.mark.parametrize("name", list(ARTICLES))
 def test_article_fields_are_the_expected_ones(name):
     assert fields(load_fixture_article(name)) == expected(name)
+
+
+@pytest.mark.parametrize(
+    "name, channel",
+    [("standard_article", "理论"), ("character_article", "人物"), ("no_author_no_editor_article", "理论")],
+)
+def test_the_channel_an_article_page_names(name, channel):
+    assert read_article(name).channel_name == channel
+
+
+@pytest.mark.parametrize(
+    "title, breadcrumb, channel",
+    [
+        ("题目 - 人物 - 中工网", [("/", "首页"), ("/theory/", "理论")], "人物"),  # the <title> decides
+        ("题目 - 理论 - 中工网", [], "理论"),
+        ("题目-中工网", [("/", "首页"), ("/character/", "人物")], "人物"),  # no channel in the <title>
+        ("题目", [("/", "首页"), ("http://www.workercn.cn/character/index.shtml", " 人物 ")], "人物"),
+        ("题目 - 中工网", [("/", "首页")], None),  # names none: stays in the channel
+        ("", [], None),
+        ("题目", [("/c/2026-01-01/8000001.shtml", "正文")], None),  # an article link is no channel
+    ],
+)
+def test_named_channel(title, breadcrumb, channel):
+    assert named_channel(title, breadcrumb) == channel
 
 
 def test_noise_around_the_article_reaches_no_field():

@@ -12,7 +12,7 @@ from scrapy.utils.test import get_crawler
 from twisted.python.failure import Failure
 
 from crawler import settings
-from crawler.spiders.theory import TheorySpider
+from crawler.spiders.theory import TheorySpider, channel_renamed
 from crawler.urls import article_id
 from crawler.walks import Page
 from crawler.walks.feed import FeedWalk
@@ -207,16 +207,55 @@ def test_the_page_cap_ends_the_feed(spider):
     assert stat(spider, "theory/feed/page_cap_reached") == 1
 
 
-def test_a_current_article_is_read_with_the_current_reader(spider):
-    url = SITE + articles(1, 1)[0]
+def article_response(number: int, channel: str = "理论") -> HtmlResponse:
+    url = SITE + articles(number, 1)[0]
     html = (
-        '<html><head><meta charset="utf-8"><title>题目 - 理论 - 中工网</title></head><body>'
+        f'<html><head><meta charset="utf-8"><title>题目 - {channel} - 中工网</title></head><body>'
         '<div class="crumbs"><a href="/">首页</a> &gt; <a href="/theory/">理论</a></div><h1 class="title">题目</h1>'
         '<div class="info"><span class="time">2026-01-01 08:00:00</span><span class="source">来源：工人日报</span></div>'
         '<div class="ccontent"><p>正文</p></div></body></html>'
     )
-    response = HtmlResponse(url=url, body=html.encode("utf-8"), request=Request(url, meta={"article_url": url}))
-    (item,) = spider.parse_article(response, pages=[])
+    return HtmlResponse(url=url, body=html.encode("utf-8"), request=Request(url, meta={"article_url": url}))
+
+
+def test_a_current_article_is_read_with_the_current_reader(spider):
+    split(spider, spider.parse_channel(channel_page(articles(1, 3))))  # names the channel 理论
+    (item,) = spider.parse_article(article_response(1), pages=[])
     assert (item.section_id, item.section_name, item.title, item.published_at, item.source, item.body) == (
         "theory", "理论", "题目", "2026-01-01T08:00:00+08:00", "工人日报", "正文"
     )
+
+
+def test_an_article_of_another_channel_is_not_written_and_skipped_at_the_end(spider):
+    split(spider, spider.parse_channel(channel_page(articles(1, 12))))
+    written = [item for n in range(1, 11) for item in spider.parse_article(article_response(n), pages=[])]
+    skipped = [item for n in (11, 12) for item in spider.parse_article(article_response(n, "人物"), pages=[])]
+    assert len(written) == 10 and skipped == []
+    assert stat(spider, "theory/article/other_channel") == 2
+    spider.settle_other_channel()
+    assert spider.state.pending() == [SITE + p for p in articles(1, 10)]  # the 人物 ones are owed no more
+    assert not stat(spider, "theory/layout/articles_of_another_channel")
+
+
+def test_most_articles_naming_another_channel_is_a_layout_alarm_and_they_stay_owed(spider):
+    split(spider, spider.parse_channel(channel_page(articles(1, 6))))
+    for n in range(1, 7):
+        assert list(spider.parse_article(article_response(n, "理论频道"), pages=[])) == []
+    spider.settle_other_channel()
+    assert stat(spider, "theory/layout/articles_of_another_channel") == 6
+    assert len(spider.state.pending()) == 6
+
+
+def test_an_article_naming_a_channel_while_the_channels_name_is_unknown_stays_owed(spider):
+    spider.state.add_pending([("8000001", SITE + articles(1, 1)[0], "theory")])
+    assert list(spider.parse_article(article_response(1), pages=[])) == []
+    assert stat(spider, "theory/article/channel_unknown") == 1
+    assert spider.state.pending() == [SITE + articles(1, 1)[0]]
+
+
+@pytest.mark.parametrize(
+    "other, read, renamed",
+    [(0, 0, False), (4, 4, False), (5, 5, True), (5, 10, False), (6, 10, True), (10, 148, False), (148, 148, True)],
+)
+def test_channel_renamed(other, read, renamed):
+    assert channel_renamed(other, read) is renamed

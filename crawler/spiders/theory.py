@@ -57,6 +57,8 @@ REVISIT_PRIORITY = -10
 # A revisit observes these answers itself: a 304 is "unchanged", a redirect or a 404/410 a removal signal.
 # Scrapy would follow the redirect silently and turn the others into HttpError.
 REVISIT_STATUSES = [304, 404, 410, *sorted(REDIRECTS)]
+# Fewer articles naming another channel than this are other channels' articles, however few were read.
+MIN_OTHER_CHANNEL = 5
 # Events of a walk that are layout alarms, not warnings.
 LAYOUT_EVENTS = frozenset({"feed_missing"})
 
@@ -71,6 +73,12 @@ DOWNLOAD_ERRORS = {
     # (Content-Length) or while it comes in (a timeout is DownloadTimeoutError).
     DownloadCancelledError: "too_large",
 }
+
+
+def channel_renamed(other_channel: int, read: int) -> bool:
+    """Whether articles naming another channel are too many to be other channels' (more than half of the
+    current articles read, and at least MIN_OTHER_CHANNEL): the channel's own name has probably changed."""
+    return other_channel >= MIN_OTHER_CHANNEL and other_channel * 2 > read
 
 
 def failure_reason(failure) -> str:
@@ -100,6 +108,8 @@ class TheorySpider(scrapy.Spider):
         self.full = str(full or "").lower() in ("1", "true", "yes")
         self.section_names: dict[str, str] = {}  # legacy section ids and the current channel's id -> names
         self.walks: dict[str, Walk] = {}  # this run's walk of each legacy section and of the current feed
+        # Current articles read this run whose page names another channel: (article_id, url, channel).
+        self.other_channel: list[tuple[str, str, str]] = []
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -111,8 +121,13 @@ class TheorySpider(scrapy.Spider):
         spider.feed_path = settings.get("THEORY_FEED_PATH")
         spider.channel_id = channel_of(spider.channel_url) if spider.channel_url else None
         spider.start_urls_by_site = {LEGACY: spider.base_url, CURRENT: spider.channel_url}
-        spider.allowed_domains = [urlsplit(url).hostname for url in spider.start_urls_by_site.values() if url]
-        spider.site_hosts = {host_of(url) for url in spider.start_urls_by_site.values() if url}
+        # Hosts besides the channel's that serve current-site articles (THEORY_ARTICLE_HOSTS), as host[:port].
+        spider.article_hosts = frozenset(host.strip().lower() for host in settings.getlist("THEORY_ARTICLE_HOSTS") if host.strip())
+        spider.allowed_domains = [
+            *(urlsplit(url).hostname for url in spider.start_urls_by_site.values() if url),
+            *(urlsplit(f"//{host}").hostname for host in spider.article_hosts),
+        ]
+        spider.site_hosts = {host_of(url) for url in spider.start_urls_by_site.values() if url} | spider.article_hosts
         spider.read_article_page = {
             LEGACY: legacy.read_article_page,
             CURRENT: partial(current.read_article_page, channel_path=urlsplit(spider.channel_url).path or "/"),
@@ -144,12 +159,39 @@ class TheorySpider(scrapy.Spider):
             self.crawler.stats.set_value("theory/recovery/state_rebuilt", str(self.state.damaged_copy))
 
     def close_state(self, reason: str) -> None:
+        self.settle_other_channel()
         stats = self.crawler.stats.get_stats()
         started = not any(key.startswith(("theory/start_failed/", "theory/layout/")) for key in stats)
         walked = all(walk.complete for walk in self.walks.values())
         if self.full and reason == "finished" and started and walked and self.only_sections is None:
             self.state.mark_full_walk()  # every listing and feed page of both sites was walked
         self.state.close()
+
+    def on_site(self, url: str) -> str:
+        """``url`` on its site's configured host, so that state kept against a mirror or an old host stays
+        usable; an article host of THEORY_ARTICLE_HOSTS keeps its own."""
+        if host_of(url) in self.article_hosts:
+            return url
+        return rebase(url, self.start_urls_by_site[layout_of(url)])
+
+    def settle_other_channel(self) -> None:
+        """Skip for good the articles of other channels read this run, unless they are so many that the
+        channel's own name has more likely changed: then a layout alarm, and they stay owed."""
+        if not self.other_channel:
+            return
+        read = self.crawler.stats.get_value("theory/article/current_read", 0)
+        names = sorted({name for _, _, name in self.other_channel})
+        if channel_renamed(len(self.other_channel), read):
+            self.logger.error(
+                "layout changed? %d of the %d current articles read this run name another channel (%s) than %s,"
+                " e.g. %s: has the channel's name changed? They stay owed",
+                len(self.other_channel), read, ", ".join(names), self.section_names.get(self.channel_id),
+                self.other_channel[0][1],
+            )
+            self.crawler.stats.set_value("theory/layout/articles_of_another_channel", len(self.other_channel))
+            return
+        self.state.mark_other_channel((id_, name) for id_, _, name in self.other_channel)
+        self.logger.info("%d articles of other channels (%s) listed by the channel were skipped", len(self.other_channel), ", ".join(names))
 
     def full_walk_due(self) -> bool:
         """Incremental runs stop at the first known listing page, so an article inserted deep in a listing
@@ -176,7 +218,7 @@ class TheorySpider(scrapy.Spider):
         if owed:
             self.logger.info("retrying %d articles owed by earlier runs", len(owed))
         for url in owed:
-            yield self.article_request(rebase(url, self.start_urls_by_site[layout_of(url)]))
+            yield self.article_request(self.on_site(url))
         # Revisits of each site's written articles are asked for once its start page answered: a site that
         # is down this run gets none (see revisit_requests).
 
@@ -213,7 +255,7 @@ class TheorySpider(scrapy.Spider):
             if last_modified:
                 headers["If-Modified-Since"] = last_modified
         return scrapy.Request(
-            rebase(page_url, self.start_urls_by_site[layout_of(url)]),
+            self.on_site(page_url),
             self.parse_revisit,
             errback=self.revisit_failed,
             headers=headers,
@@ -343,13 +385,14 @@ class TheorySpider(scrapy.Spider):
 
     def parse_channel(self, response):
         stats = self.crawler.stats
-        channel = current.read_channel(response) if isinstance(response, TextResponse) else None
+        channel = current.read_channel(response, self.article_hosts) if isinstance(response, TextResponse) else None
         if not channel or not channel.article_urls:
             self.logger.error("layout changed? channel page %s has no article list item", response.url)
             stats.inc_value("theory/layout/channel_without_links")
         else:
             if channel.name:
                 self.section_names[self.channel_id] = channel.name
+            self.offsite_links(response, channel.offsite_urls)
             new, requests = self.discover(channel.article_urls)
             yield from requests
             walk = self.feed_walk()
@@ -370,7 +413,7 @@ class TheorySpider(scrapy.Spider):
         walk = self.walks[source]
         self.crawler.stats.inc_value("theory/feed/pages")
         try:
-            feed = current.read_feed(response)
+            feed = current.read_feed(response, self.article_hosts)
         except ValueError as error:  # not JSON, or JSON in an encoding JSON does not allow (GBK)
             self.logger.error("feed page %s is not JSON (%s)", response.url, error)
             self.crawler.stats.inc_value("theory/feed/failed/not_json")
@@ -384,9 +427,18 @@ class TheorySpider(scrapy.Spider):
             self.crawler.stats.inc_value("theory/layout/feed_without_links")
             yield from self.follow(walk, walk.layout_changed(page))
             return
+        self.offsite_links(response, feed.offsite_urls)
         new, requests = self.discover(feed.article_urls)
         yield from requests
         yield from self.follow(walk, walk.read(page, feed.article_urls, len(new)))
+
+    def offsite_links(self, response, urls: list[str]) -> None:
+        if urls:
+            self.logger.warning(
+                "%s: %d article links to other hosts (%s) not followed; THEORY_ARTICLE_HOSTS names the hosts that are",
+                response.url, len(urls), ", ".join(urls[:3]),
+            )
+            self.crawler.stats.inc_value("theory/links/offsite", len(urls))
 
     # --- the walks of both sites (the rules are in crawler.walks) ---
 
@@ -473,6 +525,8 @@ class TheorySpider(scrapy.Spider):
             stats.inc_value("theory/article/parse_error")
             self.state.record_failure(article_id(url), url, "parse_error", self.max_attempts)
             return
+        if not pages and layout_of(url) == CURRENT and not self.of_this_channel(url, page):
+            return
         page.warc = response.meta.get("warc")
         # For the conditional requests of later revisits. Stored at once, apart from the item: a lost
         # article line leaves it owed, and it is fetched again unconditionally.
@@ -487,6 +541,25 @@ class TheorySpider(scrapy.Spider):
             yield self.article_request(url, pages)
             return
         yield load_article(pages, section_name_fallback=self.section_names.get(page.section_id))
+
+    def of_this_channel(self, url: str, page: ArticlePage) -> bool:
+        """Whether a current article may be written as the channel's: the feed lists articles of other
+        channels too (人物). An article whose page names another channel is held until the end of the run,
+        which decides whether it is skipped or the channel's own name has changed (see close_state)."""
+        stats = self.crawler.stats
+        stats.inc_value("theory/article/current_read")
+        ours = self.section_names.get(self.channel_id)
+        if page.channel_name is None or page.channel_name == ours:
+            return True
+        if ours is None:
+            # The channel page was not read this run: nothing to compare with. Tried again next run.
+            self.logger.warning("article %s names the channel %s; the channel's own name is unknown this run, so it stays owed", url, page.channel_name)
+            stats.inc_value("theory/article/channel_unknown")
+            return False
+        self.other_channel.append((article_id(url), url, page.channel_name))
+        stats.inc_value("theory/article/other_channel")
+        self.logger.info("article %s is of the channel %s, not %s: not written", url, page.channel_name, ours)
+        return False
 
     # --- images of written articles, fetched only to be captured in the WARC files ---
 
