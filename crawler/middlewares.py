@@ -175,13 +175,12 @@ class RedirectGuardMiddleware:
 
 
 class HostDown(IgnoreRequest):
-    """A request not sent: its host stopped answering earlier in the run."""
+    """A request not sent: its host stopped answering earlier in the run; ``cause`` is the last failure."""
 
-    reason = "host_down"
-
-    def __init__(self, host: str):
+    def __init__(self, host: str, cause: type[Exception]):
         self.host = host
-        super().__init__(f"{host} stopped answering earlier in this run")
+        self.cause = cause
+        super().__init__(f"{host} stopped answering earlier in this run ({cause.__name__})")
 
 
 # Failures that say the host is not answering at all, rather than answering badly.
@@ -192,8 +191,8 @@ class HostBreakerMiddleware:
     """Stops sending requests to a host after ``limit`` connection failures or timeouts in a row.
 
     A host that is down would otherwise take every owed article and revisit through all its retries (four
-    tries each, thirty seconds per timeout) for nothing. The requests not sent fail as ``host_down``:
-    nothing is judged from them, and what they were for stays owed to the next run. Placed above
+    tries each, thirty seconds per timeout) for nothing. The requests not sent fail with HostDown, as the
+    failure that closed the host: nothing is judged from them, and what they were for stays owed. Placed above
     RetryMiddleware (550), it sees every try's failure before a retry is scheduled.
     """
 
@@ -201,7 +200,7 @@ class HostBreakerMiddleware:
         self.stats = stats
         self.limit = limit
         self.in_a_row: dict[str, int] = {}
-        self.down: set[str] = set()
+        self.down: dict[str, type[Exception]] = {}  # host -> the failure that closed it
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -211,7 +210,7 @@ class HostBreakerMiddleware:
         host = host_of(request.url)
         if host in self.down:
             self.stats.inc_value(f"theory/host_down/{host}")
-            raise HostDown(host)
+            raise HostDown(host, self.down[host])
 
     def process_response(self, request, response, spider=None):
         self.in_a_row[host_of(request.url)] = 0  # any answer, even a 500, shows the host is there
@@ -223,7 +222,7 @@ class HostBreakerMiddleware:
         host = host_of(request.url)
         self.in_a_row[host] = self.in_a_row.get(host, 0) + 1
         if self.in_a_row[host] >= self.limit and host not in self.down:
-            self.down.add(host)
+            self.down[host] = type(exception)
             logger.error(
                 "%s: %d connection failures or timeouts in a row (the last: %s); no more requests go to it this run,"
                 " and what it still owes is owed to the next run",

@@ -26,8 +26,9 @@ def test_failures_in_a_row_close_the_host_and_only_that_host():
     middleware = breaker()
     for _ in range(3):
         middleware.process_exception(Request("http://dead.example/a"), DownloadConnectionRefusedError())
-    with pytest.raises(HostDown):
+    with pytest.raises(HostDown) as closed:
         middleware.process_request(Request("http://dead.example/b"))
+    assert closed.value.cause is DownloadConnectionRefusedError
     assert middleware.process_request(Request("http://alive.example/b")) is None
     assert middleware.stats.get_value("theory/host_down/dead.example") == 1
     assert issubclass(HostDown, IgnoreRequest)  # neither retried nor an error of the spider

@@ -84,8 +84,11 @@ def channel_renamed(other_channel: int, read: int) -> bool:
 def failure_reason(failure) -> str:
     if failure.check(HttpError):
         return f"http_{failure.value.response.status}"
-    if failure.check(RedirectFailed, HostDown):
+    if failure.check(RedirectFailed):
         return failure.value.reason
+    if failure.check(HostDown):  # not sent: named by the failure that closed its host
+        cause = failure.value.cause
+        return next((reason for error, reason in DOWNLOAD_ERRORS.items() if issubclass(cause, error)), cause.__name__)
     # A body that inflates past DOWNLOAD_MAXSIZE (HttpCompressionMiddleware) is an IgnoreRequest, as are
     # robots.txt and offsite drops: only Scrapy's message tells it apart.
     if failure.check(IgnoreRequest) and "DOWNLOAD_MAXSIZE" in str(failure.value):
@@ -314,7 +317,7 @@ class TheorySpider(scrapy.Spider):
         """Timeouts, refused connections, 5xx after retries: no judgement on the article either way."""
         url = failure.request.cb_kwargs["url"]
         reason = failure_reason(failure)
-        if reason != HostDown.reason:
+        if not failure.check(HostDown):
             self.logger.warning("revisit of %s failed: %s; it tells nothing about the article", url, reason)
         return [RevisitResult(article_id(url), url, UNKNOWN, reason=reason)]
 
@@ -583,7 +586,7 @@ class TheorySpider(scrapy.Spider):
 
     def image_failed(self, failure) -> None:
         reason = failure_reason(failure)
-        if reason != HostDown.reason:
+        if not failure.check(HostDown):
             self.logger.warning("image %s could not be captured: %s", failure.request.url, reason)
         self.crawler.stats.inc_value(f"theory/images/failed/{reason}")
 
@@ -606,7 +609,7 @@ class TheorySpider(scrapy.Spider):
     def article_failed(self, failure):
         url = failure.request.meta["article_url"]
         reason = failure_reason(failure)
-        if reason == HostDown.reason:
+        if failure.check(HostDown):
             return  # not tried: no attempt is counted, it stays owed, and the host's own line said so
         given_up = self.state.record_failure(article_id(url), url, reason, self.max_attempts)
         self.logger.error(
