@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from crawler import settings as project_settings
+from crawler.processors import looks_like_label, looks_like_placeholder
 from crawler.readers import current, legacy
 from crawler.urls import layout_of
 
@@ -84,6 +85,26 @@ class Alarm:
             f" {self.share_now:.0%} of the last {self.window} articles written (a placeholder, a logo or a label read"
             f" as a value?); list it in THEORY_FIELD_ALLOW if it is right: {check}"
         )
+
+
+def suspect_fields(record: dict, expected: dict[str, float], declared_by: str) -> dict[str, str]:
+    """What ``scrapy probe`` marks in one item: an optional field that came out empty where the layout
+    expects it on most articles, and values that look like a label or a placeholder."""
+    marks: dict[str, str] = {}
+    for field in FIELDS:
+        share = expected.get(field, 0)
+        if not record.get(field) and share >= 0.5:
+            marks[field] = f"empty, where {declared_by} expects it on {share:.0%} of articles"
+    for field in ("authors", "source", "editor"):
+        values = record.get(field) or []
+        labels = [value for value in ([values] if isinstance(values, str) else values) if looks_like_label(value)]
+        if labels:
+            marks[field] = f"{', '.join(json.dumps(value, ensure_ascii=False) for value in labels)} looks like a label, not a value"
+    images = record.get("images") or []
+    placeholders = [url for url in dict.fromkeys(images) if looks_like_placeholder(url) or images.count(url) > 1]
+    if placeholders:
+        marks["images"] = f"{', '.join(placeholders)} looks like a placeholder, not an article image"
+    return marks
 
 
 def row_of(record: dict) -> Row:

@@ -35,7 +35,8 @@ BYLINE_ROLE = re.compile(r"(?:本报记者|记\s*者|通\s*讯\s*员)\s*[：:]?\
 AFTER_BYLINE = re.compile(r"\s*(?:(?:来\s*源|责任编辑|责\s*编|编\s*辑|浏览|字号|点击)\s*[：:]|[（(]\s*责任编辑)")
 # The labels a field value must never be, or hold: what a template change leaves in a field.
 LABEL_WORDS = re.compile(r"^(?:作\s*者|文|图|文\s*/\s*图|来\s*源|责任编辑|责\s*编|编\s*辑|记\s*者|本报记者|通\s*讯\s*员|发布时间|时间|日期)$")
-HOLDS_LABEL = re.compile(r"(?:作\s*者|来\s*源|责任编辑|责\s*编|编\s*辑|记\s*者|通\s*讯\s*员)\s*[：:]|^文\s*[/／｜|]")
+# No name, source or editor holds a colon: a value with one still holds its label (撰文：, 来源：).
+HOLDS_LABEL = re.compile(r"[：:]|^文\s*[/／｜|]")
 # The attributes a lazy-loading script reads the real image from, in the order they win; then the
 # first URL of a responsive image's candidates.
 LAZY_IMAGE_ATTRIBUTES = ("data-src", "data-original", "data-lazy-src")

@@ -151,6 +151,33 @@ def test_every_layout_declares_a_share_for_every_field():
         assert set(declared) == set(FIELDS) and all(0 <= share <= 1 for share in declared.values())
 
 
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({}, {}),
+        ({"editor": None}, {"editor": "empty, where crawler.readers.current expects it on 87% of articles"}),
+        ({"images": []}, {}),  # expected on 11%: an article without is no news
+        ({"authors": []}, {"authors": "empty, where crawler.readers.current expects it on 69% of articles"}),
+        ({"published_time": None, "source": None}, {
+            "source": "empty, where crawler.readers.current expects it on 100% of articles",
+            "published_time": "empty, where crawler.readers.current expects it on 100% of articles",
+        }),
+        ({"authors": ["文", "张三"]}, {"authors": '"文" looks like a label, not a value'}),
+        ({"editor": "责任编辑：王五"}, {"editor": '"责任编辑：王五" looks like a label, not a value'}),
+        ({"source": "来源"}, {"source": '"来源" looks like a label, not a value'}),
+        ({"images": ["http://x/images/blank.gif"]}, {"images": "http://x/images/blank.gif looks like a placeholder, not an article image"}),
+        ({"images": ["data:image/gif;base64,R0l"]}, {"images": "data:image/gif;base64,R0l looks like a placeholder, not an article image"}),
+        ({"images": ["http://x/a.jpg", "http://x/b.jpg", "http://x/a.jpg"]}, {"images": "http://x/a.jpg looks like a placeholder, not an article image"}),
+    ],
+)
+def test_the_probe_marks_empty_expected_fields_and_label_or_placeholder_values(changes, expected):
+    from crawler.drift import suspect_fields
+
+    record = {"source": "工人日报", "authors": ["张三"], "editor": "王五", "images": ["http://x/upload/1.jpg"],
+              "published_time": "08:00:00", **changes}
+    assert suspect_fields(record, current.EXPECTED_SHARES, "crawler.readers.current") == expected
+
+
 # --- the window across runs: the storage pipeline feeds it, the state keeps it -----------------------
 
 

@@ -244,6 +244,9 @@ def test_looks_like_placeholder(url, expected):
         ("来源：工人日报", True),
         ("作者：张三", True),
         ("文/张三", True),
+        ("撰文：张三", True),  # a label the processors do not know
+        ("稿件来源:新华社", True),
+        ("中工网—《工人日报》", False),
         ("编辑推荐", False),
         ("文静", False),
     ],
