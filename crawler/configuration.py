@@ -85,4 +85,5 @@ def check(settings, spider_arguments: dict[str, str]) -> None:
         raise UsageError(f"revisit={spider_arguments['revisit']!r} is not 0 or 1", print_help=False)
     _number(settings, "THEORY_MAX_PARSE_FAILURE_RATIO", float, 0, 1)
     _number(settings, "THEORY_MIN_PARSE_FAILURES", int, 1)
+    _number(settings, "THEORY_FIELD_WINDOW", int, 1)
     _data_dir(settings)

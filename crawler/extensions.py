@@ -41,6 +41,14 @@ def _with_prefix(stats: dict, prefix: str) -> dict[str, int]:
     return {key[len(prefix) :]: value for key, value in sorted(stats.items()) if key.startswith(prefix)}
 
 
+def _field_shares(stats: dict) -> dict[str, dict[str, float]]:
+    shares: dict[str, dict[str, float]] = {}
+    for key, share in _with_prefix(stats, "theory/field_share/").items():
+        site, _, field = key.partition("/")
+        shares.setdefault(site, {})[field] = share
+    return shares
+
+
 def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -> dict:
     """The run report: what a cron operator needs to know about one run."""
     return {
@@ -93,6 +101,8 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
         "listing_failures": _with_prefix(stats, "theory/listing/failed/"),
         "feed_failures": _with_prefix(stats, "theory/feed/failed/"),
         "layout_alarms": _with_prefix(stats, "theory/layout/"),
+        # site -> field -> share of the last THEORY_FIELD_WINDOW written articles that carry it (crawler/drift.py)
+        "field_shares": _field_shares(stats),
         "recovered_lines": stats.get("theory/recovered_lines", 0),
         "recovery": _with_prefix(stats, "theory/recovery/"),
         "output_error": stats.get("theory/output_error"),

@@ -7,6 +7,18 @@ for downstream archives; the validation pipeline enforces it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+
+
+def parser_version() -> str:
+    """The project's version, from its package metadata (pyproject.toml's ``version``)."""
+    try:
+        return version("theory-crawler")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
+
+
+PARSER_VERSION = parser_version()
 
 
 @dataclass
@@ -31,3 +43,5 @@ class ArticleItem:
     crawled_at: str | None = None
     # Where each page's response record is in the run's WARC files: {file, offset, length, record_id}.
     warc: list[dict] = field(default_factory=list)
+    # The crawler's version that read the line: a downstream archive knows which lines a parser fix may correct.
+    parser_version: str = PARSER_VERSION

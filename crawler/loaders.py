@@ -14,6 +14,7 @@ from itemloaders.processors import Identity, Join, MapCompose, TakeFirst
 
 from crawler.items import ArticleItem
 from crawler.processors import (
+    author_names,
     clean_text,
     content_hash,
     find_date,
@@ -21,8 +22,6 @@ from crawler.processors import (
     find_source,
     find_time,
     published_at,
-    split_names,
-    strip_author_label,
     strip_site_suffix,
     utc_now_iso,
 )
@@ -44,7 +43,7 @@ class ArticleLoader(ItemLoader):
     section_name_out = TakeFirst()
     title_in = MapCompose(clean_text, strip_site_suffix, clean_text)
     title_out = TakeFirst()
-    authors_in = MapCompose(strip_author_label, split_names)
+    authors_in = MapCompose(author_names)
     authors_out = Identity()
     source_in = MapCompose(find_source)
     source_out = TakeFirst()

@@ -13,7 +13,10 @@ the alert on ``theory_crawler_last_success_timestamp_seconds``. The metrics:
   signals not yet confirmed);
 - ``theory_crawler_last_run_failures{kind, reason}``: ``kind`` is ``start``, ``article``, ``listing`` or ``feed``
   (one series per reason: ``http_404``, ``timeout``, ``too_large``...), ``duplicate`` (reason ``url`` or ``content``),
-  ``rejected`` or ``parse`` (reason ``""``).
+  ``rejected`` or ``parse`` (reason ``""``);
+- ``theory_crawler_field_share{site, field}``: the share of the last ``THEORY_FIELD_WINDOW`` articles written
+  on the site that carry the optional field (``source``, ``authors``, ``editor``, ``images``, ``published_time``),
+  so that a dashboard shows a template drifting (crawler/drift.py).
 
 These are gauges of the last run: the written count is not named ``_total``, which is for counters.
 """
@@ -136,6 +139,13 @@ def build_registry(
             failures.labels(kind, failure_reason).set(count)
     for duplicate, count in report["duplicates"].items():
         failures.labels("duplicate", duplicate).set(count)
+    field_share = Gauge(
+        PREFIX + "field_share", "Share of the last THEORY_FIELD_WINDOW articles written on a site that carry the field.",
+        ["site", "field"], registry=registry,
+    )
+    for site, fields in report.get("field_shares", {}).items():
+        for field, share in fields.items():
+            field_share.labels(site, field).set(share)
     failures.labels("rejected", "").set(report["rejected"])
     failures.labels("parse", "").set(report["parse_failures"])
     return registry

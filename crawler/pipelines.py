@@ -24,6 +24,7 @@ from scrapy.exceptions import DropItem
 from scrapy.utils.defer import deferred_from_coro
 
 from crawler.capture import Capture
+from crawler.drift import FieldWatch
 from crawler.processors import utc_now_iso
 from crawler.revisions import PRESENT, REMOVED, RevisitResult
 
@@ -291,8 +292,10 @@ class StoragePipeline(_StatePipeline):
         output_failure: OutputFailure | None = None,
         capture: Capture | None = None,
         removal_confirmations: int = 2,
+        field_watch: FieldWatch | None = None,
     ):
         super().__init__(state, stats, data_dir, output_failure)
+        self.field_watch = field_watch
         self.capture = capture
         self.sync_items = sync_items
         self.sync_seconds = sync_seconds
@@ -314,6 +317,7 @@ class StoragePipeline(_StatePipeline):
             OutputFailure.of(crawler),
             Capture.of(crawler),
             settings.getint("THEORY_REMOVAL_CONFIRMATIONS", 2),
+            FieldWatch.from_crawler(crawler, crawler.spider.state),
         )
 
     def open_spider(self) -> None:
@@ -386,6 +390,8 @@ class StoragePipeline(_StatePipeline):
             self.state.record_first_version(
                 record["article_id"], record.get("published_date"), record.get("page_count"), record.get("content_hash")
             )
+            if self.field_watch and isinstance(record.get("url"), str):
+                self.field_watch.record(record)
             written.add(record["article_id"])
         if foreign:
             logger.error("%s: %d lines are JSON but not articles (no article_id or url); left as they are", path, foreign)
@@ -458,6 +464,8 @@ class StoragePipeline(_StatePipeline):
                 record["article_id"], record["published_date"], record["page_count"], record["content_hash"]
             )
             self.stats.inc_value("theory/written")
+            if self.field_watch:
+                self.field_watch.record(record)  # in the window from the commit that counts the line as written
             if self.capture:
                 self.capture.page_written(record)
             self.written_one()
@@ -530,6 +538,11 @@ class StoragePipeline(_StatePipeline):
     def close_spider(self) -> None:
         if self.out and self.changes:
             try:
+                if self.field_watch and not self.output_failure.happened:
+                    try:
+                        self.field_watch.judge()  # committed by the sync below, with the lines it judged
+                    except sqlite3.Error as error:
+                        raise OutputError(self.state.path, error) from None
                 if not (self.out.torn or self.changes.torn):
                     self.sync()
             except OutputError as error:

@@ -47,6 +47,14 @@ THEORY_SYNC_SECONDS = 2.0
 # A Prometheus text file (name it *.prom in node_exporter's textfile directory) rewritten at the end of
 # every run with its exit status, counts and the time of the last success (crawler/metrics.py); "" for none.
 THEORY_METRICS_FILE = ""
+# Template drift (crawler/drift.py): each site's last THEORY_FIELD_WINDOW written articles are judged on
+# which optional fields they carry (source, authors, editor, images, published_time); a field on fewer than
+# half the articles its reader expects is a layout alarm (exit 5). 20 spans several daily runs of a few
+# articles and is enough to tell a lost field from chance for the fields most articles carry.
+THEORY_FIELD_WINDOW = 20
+# Values that may repeat on most articles without an alarm (a QR code image under every article, a
+# column's byline): image URLs (or their paths) and author names.
+THEORY_FIELD_ALLOW = ["本报评论员"]
 # Capture every HTTP exchange as WARC/1.1 under <THEORY_DATA_DIR>/warc/ (a file per run, rotated at this
 # size, a CDXJ index beside each) and package each run as a WACZ under <THEORY_DATA_DIR>/wacz/.
 THEORY_WARC = True

@@ -12,6 +12,7 @@ Opening the state takes an exclusive lock on the data directory: one run at a ti
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 from collections.abc import Iterable
@@ -64,6 +65,24 @@ CREATE TABLE IF NOT EXISTS revisions (
     removed        INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS revisions_by_check ON revisions (checked_at);
+-- The last THEORY_FIELD_WINDOW articles written on each site (crawler/drift.py): which optional fields
+-- each carried, its authors and images. learned: 0 not yet, 1 taught the site's baseline, -1 was in a
+-- window that raised an alarm (never teaches it).
+CREATE TABLE IF NOT EXISTS field_window (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    site    TEXT NOT NULL,
+    url     TEXT NOT NULL,
+    fields  TEXT NOT NULL,
+    learned INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS field_window_by_site ON field_window (site, seq);
+-- What the articles learned from windows without alarm showed: per site and field, how many carried it.
+CREATE TABLE IF NOT EXISTS field_learned (
+    site    TEXT NOT NULL,
+    field   TEXT NOT NULL,
+    present INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (site, field)
+);
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -332,6 +351,52 @@ class CrawlState:
 
     def mark_image_captured(self, url: str) -> None:
         self.db.execute("INSERT OR IGNORE INTO images (url, captured_at) VALUES (?, ?)", (url, _now()))
+
+    # --- the window of optional fields (crawler/drift.py) ---
+
+    def add_field_row(self, site: str, url: str, fields: str, window: int) -> None:
+        """Add a written article to its site's window, keeping the last ``window`` rows."""
+        self.db.execute("INSERT INTO field_window (site, url, fields) VALUES (?, ?, ?)", (site, url, fields))
+        self.db.execute(
+            "DELETE FROM field_window WHERE site = ? AND seq <= ("
+            " SELECT seq FROM field_window WHERE site = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+            (site, site, window),
+        )
+
+    def field_sites(self) -> list[str]:
+        return [site for (site,) in self.db.execute("SELECT DISTINCT site FROM field_window ORDER BY site")]
+
+    def field_window(self, site: str) -> list[tuple[str, str]]:
+        """(url, fields JSON) of the site's window, oldest first."""
+        return list(self.db.execute("SELECT url, fields FROM field_window WHERE site = ? ORDER BY seq", (site,)))
+
+    def field_learned(self, site: str) -> tuple[dict[str, int], int]:
+        """Per field, how many learned articles carried it; and how many articles were learned."""
+        present = dict(self.db.execute("SELECT field, present FROM field_learned WHERE site = ? AND field != ''", (site,)))
+        row = self.db.execute("SELECT present FROM field_learned WHERE site = ? AND field = ''", (site,)).fetchone()
+        return present, row[0] if row else 0
+
+    def learn_field_window(self, site: str, fields: Iterable[str]) -> None:
+        """The rows of the site's window not learned yet teach its baseline (a window that raised no alarm)."""
+        rows = list(self.db.execute("SELECT seq, fields FROM field_window WHERE site = ? AND learned = 0", (site,)))
+        if not rows:
+            return
+        counts = {field: 0 for field in fields}
+        for _, data in rows:
+            present = json.loads(data)["present"]
+            for field in counts:
+                counts[field] += bool(present.get(field))
+        counts[""] = len(rows)  # the field '' counts the articles learned
+        self.db.executemany(
+            "INSERT INTO field_learned (site, field, present) VALUES (?, ?, ?)"
+            " ON CONFLICT (site, field) DO UPDATE SET present = present + excluded.present",
+            [(site, field, count) for field, count in counts.items()],
+        )
+        self.db.executemany("UPDATE field_window SET learned = 1 WHERE seq = ?", [(seq,) for seq, _ in rows])
+
+    def taint_field_window(self, site: str) -> None:
+        """The rows of a window that raised an alarm never teach the baseline, even once it is clean again."""
+        self.db.execute("UPDATE field_window SET learned = -1 WHERE site = ? AND learned = 0", (site,))
 
     # --- full walks ---
 

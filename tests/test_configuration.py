@@ -43,6 +43,8 @@ def settings(tmp_path, **changes) -> Settings:
         ({"THEORY_ARTICLE_HOSTS": "news.workercn.cn,https://x.example/"}, {}, "THEORY_ARTICLE_HOSTS: 'https://x.example/' is not a host name"),
         ({"THEORY_REVISIT_DAYS": "a month"}, {}, "THEORY_REVISIT_DAYS='a month' is not a number"),
         ({"THEORY_REMOVAL_CONFIRMATIONS": "0"}, {}, "must be at least 1"),
+        ({"THEORY_FIELD_WINDOW": "0"}, {}, "THEORY_FIELD_WINDOW='0' must be at least 1"),
+        ({"THEORY_FIELD_WINDOW": "x"}, {}, "THEORY_FIELD_WINDOW='x' is not an integer"),
     ],
 )
 def test_a_bad_setting_or_argument_is_named(tmp_path, changes, arguments, complaint):

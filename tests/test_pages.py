@@ -223,3 +223,15 @@ def test_listing_urls_follow_the_host_the_page_was_served_from():
     assert all(url.startswith("http://127.0.0.1:8080/") for url in listing.article_urls)
     assert "http://127.0.0.1:8080/241/201709/04/170904204327282.shtml" not in listing.article_urls
     assert len(listing.article_urls) == len(expected("listing_page")["article_urls"]) - 1
+
+
+def test_every_item_carries_the_parser_version_and_old_lines_without_it_stay_valid():
+    from importlib.metadata import version
+
+    record = ItemAdapter(load_fixture_article("standard_article")).asdict()
+    assert record["parser_version"] == version("theory-crawler")
+    validator = Draft7Validator(load_schema())
+    assert validator.is_valid(record)
+    old_line = {key: value for key, value in record.items() if key != "parser_version"}
+    assert validator.is_valid(old_line), "a line written before parser_version existed must still validate"
+    assert not validator.is_valid({**record, "parser_version": ""})

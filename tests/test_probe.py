@@ -21,6 +21,7 @@ from fixture_server import FixtureServer
 CURRENT_ARTICLE = "c/2026-10-02/8907680.shtml"
 NO_BODY_ARTICLE = "c/2026-10-03/8907690.shtml"
 LEGACY_ARTICLE = "241/201511/06/151106114633189.shtml"
+DRIFTED_ARTICLE = "c/2026-10-04/8907700.shtml"
 
 CURRENT_PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>劳动创造幸福 - 理论 - 中工网</title></head>
@@ -93,6 +94,13 @@ def site(tmp_path_factory):
 
     write(CURRENT_ARTICLE, CURRENT_PAGE.format(body=CURRENT_BODY).encode("utf-8"))
     write(NO_BODY_ARTICLE, CURRENT_PAGE.format(body="").encode("utf-8"))
+    # The template drifted: an author label the processors do not know, the editor in an unlabelled
+    # element, and an image whose real URL sits in an attribute no lazy loader of theirs uses.
+    drifted = CURRENT_PAGE.format(body=CURRENT_BODY.replace(
+        "<p style=\"text-indent: 2em;\">第一段正文。</p>",
+        "<p style=\"text-align: center;\"><img src=\"/images/blank.gif\" data-url=\"/upload/real.jpg\" /></p><p>第一段正文。</p>",
+    )).replace("作者：张三", "撰文：张三").replace('<div class="editor">责任编辑：王某某</div>', '<div class="bj">王某某</div>')
+    write(DRIFTED_ARTICLE, drifted.encode("utf-8"))
     write("theory/index.shtml", CHANNEL_PAGE.encode("utf-8"))
     write("json/theory/index_1.json", json.dumps(FEED, ensure_ascii=False).encode("utf-8"))
     write(LEGACY_ARTICLE, LEGACY_PAGE.encode("gbk"))
@@ -125,7 +133,26 @@ def test_current_article_with_every_field(site):
     assert 'section_name    "理论"' in out
     assert 'published_date  "2026-10-02"' in out
     assert "4 paragraphs" in out
+    assert "CHECK" not in out and "fields to check" not in out
     assert out.rstrip().endswith("all required fields present")
+
+
+def test_a_drifted_article_marks_the_fields_to_check(site):
+    result = probe(site, DRIFTED_ARTICLE)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr  # every required field is there
+    lines = out.split("item (load_article on this page):")[1].splitlines()
+
+    def mark_after(field: str) -> str:
+        index = next(n for n, line in enumerate(lines) if line.startswith(f"  {field} "))
+        return lines[index + 1].strip()
+
+    assert mark_after("authors") == '^ CHECK: "撰文：张三" looks like a label, not a value'
+    assert mark_after("editor") == "^ CHECK: empty, where crawler.readers.current expects it on 87% of articles"
+    assert mark_after("images") == f"^ CHECK: {site.url}images/blank.gif looks like a placeholder, not an article image"
+    assert "fields to check: editor, authors, images" in out
+    # fields that are fine carry no mark
+    assert not mark_after("source").startswith("^")
 
 
 def test_current_article_without_body(site):

@@ -11,7 +11,12 @@ import re
 import pytest
 
 from crawler.processors import (
+    author_names,
     clean_text,
+    image_url,
+    looks_like_label,
+    looks_like_placeholder,
+    placeholder_sources,
     content_hash,
     find_date,
     find_editor,
@@ -125,6 +130,131 @@ def test_split_names(text, expected):
     assert split_names(text) == expected
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("金述华", ["金述华"]),  # no label: the legacy div.author
+        ("作者：张三 李四", ["张三", "李四"]),
+        ("作者:张三、李四", ["张三", "李四"]),
+        ("作 者：张三", ["张三"]),
+        ("文/苏强平", ["苏强平"]),
+        ("文／苏强平", ["苏强平"]),  # full-width slash
+        ("文｜苏强平", ["苏强平"]),
+        ("文|苏强平", ["苏强平"]),
+        ("文 / 苏强平", ["苏强平"]),
+        ("文：苏强平", ["苏强平"]),
+        ("文/图 张三", ["张三"]),
+        ("文/图：张三、李四", ["张三", "李四"]),
+        ("记者 张三", ["张三"]),
+        ("记者：张三 李四", ["张三", "李四"]),
+        ("本报记者 张三", ["张三"]),
+        ("本报记者 张三 通讯员 李四 王五", ["张三", "李四", "王五"]),
+        ("通讯员 李四", ["李四"]),
+        ("张三 通讯员 李四", ["张三", "李四"]),  # a name before a role, set apart by a space, is a name
+        # an outlet glued to 记者 is not an author
+        ("工人日报-中工网记者 张三 通讯员 李四", ["张三", "李四"]),
+        ("新华社记者张三", ["张三"]),
+        ("文/新华社记者 张三", ["张三"]),
+        # the info line as plain text: names start after the label, end at the next one
+        ("2025-03-04 09:10:11 来源：工人日报 作者：张三 李四", ["张三", "李四"]),
+        ("作者：张三、李四 责任编辑：王五", ["张三", "李四"]),
+        ("作者：张三（责任编辑：王五）", ["张三"]),
+        ("作者：张三 编辑：王五", ["张三"]),
+        ("文静", ["文静"]),  # 文 starts a name, not a label, when nothing follows it as one
+        ("作者：", []),
+        ("文/", []),
+        ("", []),
+        ("本报评论员", ["本报评论员"]),
+    ],
+)
+def test_author_names(text, expected):
+    assert author_names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "attributes, expected",
+    [
+        ({"src": "/a.jpg"}, "/a.jpg"),
+        ({"src": " /a.jpg "}, "/a.jpg"),
+        ({"src": "/images/blank.gif", "data-src": "/real.jpg"}, "/real.jpg"),
+        ({"src": "/images/blank.gif", "data-original": "/real.jpg"}, "/real.jpg"),
+        ({"src": "/images/blank.gif", "data-lazy-src": "/real.jpg"}, "/real.jpg"),
+        ({"data-lazy-src": "/c.jpg", "data-original": "/b.jpg", "data-src": "/a.jpg"}, "/a.jpg"),  # in that order
+        ({"data-lazy-src": "/c.jpg", "data-original": "/b.jpg"}, "/b.jpg"),
+        ({"src": "/images/blank.gif", "srcset": "/small.jpg 480w, /large.jpg 800w"}, "/small.jpg"),
+        ({"src": "/images/blank.gif", "srcset": "/one.jpg"}, "/one.jpg"),
+        ({"src": "/images/blank.gif", "srcset": "/a.jpg, /b.jpg 2x"}, "/a.jpg"),
+        ({"src": "/images/blank.gif", "data-srcset": "/lazy.jpg 1x, /lazy@2x.jpg 2x"}, "/lazy.jpg"),
+        ({"srcset": "/s.jpg 1x", "data-src": "/d.jpg"}, "/d.jpg"),  # the lazy attributes come first
+        ({"src": "data:image/gif;base64,R0lGODlhAQABAAAAACw=", "data-original": "/real.jpg"}, "/real.jpg"),
+        ({"src": "DATA:image/png;base64,iVBOR"}, None),  # an inline placeholder alone is no image
+        ({"src": "/a.jpg", "data-src": "data:image/gif;base64,R0l"}, "/a.jpg"),  # nor wins over src
+        ({"src": "/a.jpg", "data-src": "  "}, "/a.jpg"),
+        ({"src": ""}, None),
+        ({}, None),
+    ],
+)
+def test_image_url(attributes, expected):
+    assert image_url(attributes) == expected
+
+
+@pytest.mark.parametrize(
+    "sources, expected",
+    [
+        ([], set()),
+        (["/a.jpg", "/b.jpg"], set()),
+        (["/a.jpg", "/a.jpg"], set()),  # twice can be a real repeat
+        (["/blank.gif"] * 3, {"/blank.gif"}),
+        (["/blank.gif", "/a.jpg", " /blank.gif", "/blank.gif ", "/b.jpg"], {"/blank.gif"}),
+        (["", "", ""], set()),
+    ],
+)
+def test_placeholder_sources(sources, expected):
+    assert placeholder_sources(sources) == expected
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("http://www.workercn.cn/upload/resources/image/2026/10/02/2927825.jpg?r=1", False),
+        ("http://www.workercn.cn/images/blank.gif", True),
+        ("http://www.workercn.cn/images/loading.png?v=2", True),
+        ("/static/placeholder-4x3.svg", True),
+        ("data:image/gif;base64,R0lGOD", True),
+        ("http://www.workercn.cn/images/blank_1x1.gif", True),
+        ("http://www.workercn.cn/upload/blanket.jpg", False),  # a word that only starts like one
+        ("http://www.workercn.cn/upload/2021/lazyriver.jpg", False),
+        ("http://www.workercn.cn/upload/2021/river.jpg", False),
+    ],
+)
+def test_looks_like_placeholder(url, expected):
+    assert looks_like_placeholder(url) is expected
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("张三", False),
+        ("工人日报客户端", False),
+        ("文", True),
+        ("图", True),
+        ("编辑", True),
+        ("责任编辑", True),
+        ("记者", True),
+        ("来源：工人日报", True),
+        ("作者：张三", True),
+        ("文/张三", True),
+        ("撰文：张三", True),  # a label the processors do not know
+        ("稿件来源:新华社", True),
+        ("中工网—《工人日报》", False),
+        ("编辑推荐", False),
+        ("文静", False),
+    ],
+)
+def test_looks_like_label(value, expected):
+    assert looks_like_label(value) is expected
+
+
 # --- signdate, source, editor ----------------------------------------------------------------------------
 
 
@@ -215,6 +345,16 @@ def test_find_source(text, expected):
         ("（责任编辑：　）", None),
         ("编辑推荐", None),
         ("", None),
+        # the other labels of an editor
+        ("编辑：王某某", "王某某"),
+        ("编辑:王某某", "王某某"),
+        ("编 辑：王某某", "王某某"),
+        ("（编辑：王某某）", "王某某"),
+        ("责编：王某某", "王某某"),
+        ("【责编：王某某】", "王某某"),
+        ("编辑：王五 来源：工人日报", "王五"),  # up to the next label of the line
+        ("编辑：", None),
+        ("王某某", None),  # unlabelled: nothing says it is an editor
     ],
 )
 def test_find_editor(text, expected):

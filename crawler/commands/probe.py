@@ -22,6 +22,7 @@ from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
+from crawler.drift import suspect_fields
 from crawler.extensions import RunReport
 from crawler.loaders import load_article
 from crawler.pipelines import ValidationPipeline
@@ -152,6 +153,8 @@ def report_article(response, url: str, layout: str, channel_url: str) -> int:
         page = current.read_article_page(response, channel_path=urlsplit(channel_url).path or "/")
     page.url = url  # as the crawl does: a redirect does not change which article was asked for
     record = ItemAdapter(load_article([page])).asdict()
+    reader = legacy if layout == LEGACY else current
+    suspects = suspect_fields(record, reader.EXPECTED_SHARES, reader.__name__)
     print("\nitem (load_article on this page):")
     width = max(map(len, record))
     for field, value in record.items():
@@ -160,11 +163,16 @@ def report_article(response, url: str, layout: str, channel_url: str) -> int:
         else:
             size = f" ({len(value)} characters)" if isinstance(value, str) and len(value) > LONGEST else ""
         print(f"  {field:<{width}}  {brief(value)}{size}")
+        if field in suspects:
+            print(f"  {'':<{width}}  ^ CHECK: {suspects[field]}")
     if page.total_pages > 1:
         print(f"multi-page article: {page.total_pages} pages; only page 1 is loaded here")
     print()
     empty = [field for field in REQUIRED_FIELDS if not record.get(field)]
     print(f"EMPTY required fields: {', '.join(empty)}" if empty else "all required fields present")
+    if suspects:
+        # What a layout alarm of the crawl names: the selector or processor to look at for each field.
+        print(f"fields to check: {', '.join(suspects)} (see the CHECK lines; the README's probe section says where to look)")
     # The validation pipeline's own checks; it needs no state until it rejects something.
     problems = ValidationPipeline(None, None, "", 0).problems(record)
     if problems:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from lxml import etree
 from parsel.csstranslator import css2xpath
 
+from crawler.processors import image_url, placeholder_sources
+
 
 def compile_query(query: str) -> etree.XPath:
     """CSS, or XPath when the query starts with ``/`` or ``.``."""
@@ -15,7 +17,7 @@ def compile_query(query: str) -> etree.XPath:
 
 TEXT = compile_query(".//text()[not(ancestor::script) and not(ancestor::style)]")
 ALL_TEXT = compile_query(".//text()")
-IMAGE_SOURCES = compile_query(".//img/@src")
+IMAGES = compile_query(".//img")
 # Text of the links whose href ends with $href, whether it is written relative or absolute.
 LINKS_TO = compile_query(".//a[substring(@href, string-length(@href) - string-length($href) + 1) = $href]//text()")
 
@@ -121,5 +123,9 @@ def read_paragraphs(body, paragraphs_query: etree.XPath) -> list[str]:
 
 
 def image_sources(response, body) -> list[str]:
-    """Absolute URLs of the images in the body, in order, query string kept."""
-    return [response.urljoin(src.strip()) for src in IMAGE_SOURCES(body) if src.strip()]
+    """Absolute URLs of the images in the body, in order, query string kept: a lazy-loaded image's real
+    URL, never a placeholder (see ``crawler.processors.image_url`` and ``placeholder_sources``)."""
+    images = IMAGES(body)
+    placeholders = placeholder_sources([image.get("src") or "" for image in images])
+    urls = (image_url(dict(image.attrib)) for image in images)
+    return [response.urljoin(url) for url in urls if url and url not in placeholders]
