@@ -61,6 +61,8 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
             "url": stats.get("theory/duplicates/url", 0),
             "content": stats.get("theory/duplicates/content", 0),
         },
+        # Content duplicates appended to duplicates.jsonl (each dropped copy once, with the article kept).
+        "duplicates_recorded": stats.get("theory/duplicates/recorded", 0),
         "rejected": stats.get("theory/rejected", 0),
         # Revisits of written articles (crawler/revisions.py) and the events of changes.jsonl they made.
         "revisits": {

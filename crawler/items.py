@@ -31,3 +31,18 @@ class ArticleItem:
     crawled_at: str | None = None
     # Where each page's response record is in the run's WARC files: {file, offset, length, record_id}.
     warc: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class ContentDuplicate:
+    """A dropped content duplicate: one line of ``duplicates.jsonl`` (``crawler/schema/duplicate.schema.json``).
+
+    The dedupe pipeline makes it in place of the article it drops; the storage pipeline writes it and drops it.
+    """
+
+    url: str  # the dropped copy, page 1, as articles.jsonl would have had it
+    article_id: str
+    section_id: str
+    kept_article_id: str  # the copy written to articles.jsonl, the first one seen
+    content_hash: str
+    detected_at: str  # ISO 8601, UTC

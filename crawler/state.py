@@ -189,18 +189,20 @@ class CrawlState:
             return "url", article_id
         row = self.db.execute(
             "SELECT article_id FROM articles WHERE content_hash = ? AND status IN ('claimed', 'written')"
-            " AND article_id != ? LIMIT 1",
+            " AND article_id != ? ORDER BY rowid LIMIT 1",
             (content_hash, article_id),
         ).fetchone()
-        status = "duplicate" if row else "claimed"
+        if row:
+            # Not marked here: a content duplicate is done once its line is in duplicates.jsonl (mark_duplicate).
+            return "content", row[0]
         self.db.execute(
             "INSERT INTO articles (article_id, url, section_id, status, content_hash, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)"
+            " VALUES (?, ?, ?, 'claimed', ?, ?)"
             " ON CONFLICT (article_id) DO UPDATE SET status = excluded.status,"
             " content_hash = excluded.content_hash, updated_at = excluded.updated_at",
-            (article_id, url, section_id, status, content_hash, _now()),
+            (article_id, url, section_id, content_hash, _now()),
         )
-        return ("content", row[0]) if row else None
+        return None
 
     def mark_written(self, article_id: str, url: str, section_id: str | None, content_hash: str | None) -> None:
         self.db.execute(
@@ -210,6 +212,30 @@ class CrawlState:
             " content_hash = excluded.content_hash, updated_at = excluded.updated_at",
             (article_id, url, section_id, content_hash, _now()),
         )
+
+    def mark_duplicate(self, article_id: str, url: str, section_id: str | None, content_hash: str | None) -> None:
+        """A content duplicate recorded in duplicates.jsonl: done, never fetched or recorded again."""
+        self.db.execute(
+            "INSERT INTO articles (article_id, url, section_id, status, content_hash, updated_at)"
+            " VALUES (?, ?, ?, 'duplicate', ?, ?)"
+            " ON CONFLICT (article_id) DO UPDATE SET status = 'duplicate',"
+            " content_hash = excluded.content_hash, updated_at = excluded.updated_at"
+            " WHERE articles.status != 'written'",
+            (article_id, url, section_id, content_hash, _now()),
+        )
+
+    def reset_duplicates(self, present: set[str]) -> int:
+        """Duplicates not ``present`` in duplicates.jsonl (an earlier version did not record them, or the file
+        was truncated) are owed again, to be fetched and recorded; returns how many."""
+        rows = self.db.execute("SELECT article_id FROM articles WHERE status = 'duplicate'")
+        missing = [article_id for (article_id,) in rows if article_id not in present]
+        now = _now()
+        self.db.executemany(
+            "UPDATE articles SET status = 'pending', attempts = 0, last_error = 'missing from duplicates.jsonl',"
+            " updated_at = ? WHERE article_id = ?",
+            [(now, article_id) for article_id in missing],
+        )
+        return len(missing)
 
     def reset_written(self, present: set[str]) -> int:
         """Articles recorded as written but not ``present`` in the output are owed again; returns how many."""
