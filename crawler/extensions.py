@@ -92,6 +92,9 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
         "layout_alarms": _with_prefix(stats, "theory/layout/"),
         "recovered_lines": stats.get("theory/recovered_lines", 0),
         "recovery": _with_prefix(stats, "theory/recovery/"),
+        # Times of the state that were ahead of this run's clock, treated as now: the last full walk's, and
+        # how many articles' updated_at and revisions' checked_at.
+        "future_times": _with_prefix(stats, "theory/clock/future/"),
         "output_error": stats.get("theory/output_error"),
         "usage_error": stats.get("theory/usage_error"),
     }

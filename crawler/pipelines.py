@@ -335,6 +335,7 @@ class StoragePipeline(_StatePipeline):
             self.recover(path)
             self.recover_changes(changes)
             self.recover_duplicates(duplicates)
+            self.index_first_versions(path)
             self.out = JsonLinesFile(path)
             self.changes = JsonLinesFile(changes)
             self.duplicates = JsonLinesFile(duplicates)
@@ -466,6 +467,35 @@ class StoragePipeline(_StatePipeline):
                     " file); they are fetched again to be recorded", path, missing,
                 )
                 self.stats.set_value("theory/recovery/missing_duplicates", missing)
+
+    def index_first_versions(self, path: Path) -> None:
+        """Articles written by a release before revisits have no version in the state, so no published date,
+        and would never count as recent for revisits: their lines give them one, once."""
+        undated = self.state.written_without_first_version()
+        if not undated:
+            return
+        try:
+            with open(path, "rb") as lines:
+                for line in lines:
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue  # a torn line was cut by recover(); anything else is not an article
+                    if isinstance(record, dict) and isinstance(record.get("article_id"), str):
+                        self.state.record_first_version(
+                            record["article_id"], record.get("published_date"), record.get("page_count"), record.get("content_hash")
+                        )
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise OutputError(path, error) from None
+        # What the file lacks gets a version without a date, so that the file is read this once only.
+        left = self.state.record_undated_first_versions()
+        indexed = undated - left
+        logger.info("%s: %d articles of an earlier release get their published dates in the state", path, indexed)
+        self.stats.set_value("theory/recovery/first_versions", indexed)
+        if left:
+            logger.warning("%d articles recorded as written are not in %s; they get no published date", left, path)
 
     def sync(self) -> None:
         """Make what was written durable, in the order that keeps every durable line's evidence whole:

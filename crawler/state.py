@@ -278,6 +278,21 @@ class CrawlState:
             (article_id, published_date, page_count, content_hash),
         )
 
+    def written_without_first_version(self) -> int:
+        """Written articles that revisions know nothing of: written by a release before revisits."""
+        (count,) = self.db.execute(
+            "SELECT COUNT(*) FROM articles a LEFT JOIN revisions r USING (article_id)"
+            " WHERE a.status = 'written' AND r.article_id IS NULL"
+        ).fetchone()
+        return count
+
+    def record_undated_first_versions(self) -> int:
+        """Version 1, without a published date, for every written article revisions know nothing of."""
+        return self.db.execute(
+            "INSERT OR IGNORE INTO revisions (article_id, version) SELECT a.article_id, 1 FROM articles a"
+            " LEFT JOIN revisions r USING (article_id) WHERE a.status = 'written' AND r.article_id IS NULL"
+        ).rowcount
+
     def revisit_targets(self, recent_since: str, budget: int, sections: Iterable[str] | None = None) -> list[tuple[str, str, int]]:
         """(article_id, url, page_count) of the written articles to revisit this run: every one published
         on or after ``recent_since``, every one on its way to a removal (so that its runs stay consecutive),
@@ -355,6 +370,26 @@ class CrawlState:
 
     def mark_full_walk(self) -> None:
         self.set_meta("last_full_walk", _now())
+
+    # --- times written under a clock that ran ahead ---
+
+    def distrust_future_times(self, now: datetime) -> dict[str, str | int]:
+        """Set the times of the state later than ``now`` to ``now``; returns what was found: the last full
+        walk's time, and how many articles' updated_at (their written_at, for written ones) and revisions'
+        checked_at were ahead. A time ahead would otherwise stop what it gates (full walks, revisits) until
+        the clock catches up, which for a clock once a year ahead is a year."""
+        stamp = now.astimezone(timezone.utc).isoformat(timespec="seconds")
+        found: dict[str, str | int] = {}
+        last = self.last_full_walk()
+        if last is not None and last > now:
+            found["last_full_walk"] = last.isoformat(timespec="seconds")
+            self.set_meta("last_full_walk", stamp)
+        # Every time here is written by _now() or utc_now_iso(), in one format: as strings they sort as times.
+        for name, table, column in (("updated_at", "articles", "updated_at"), ("checked_at", "revisions", "checked_at")):
+            count = self.db.execute(f"UPDATE {table} SET {column} = ? WHERE {column} > ?", (stamp, stamp)).rowcount
+            if count:
+                found[name] = count
+        return found
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
