@@ -147,9 +147,11 @@ class TheorySpider(scrapy.Spider):
         means no full walk for a year. So it is treated as now, with one warning."""
         found = self.state.distrust_future_times(datetime.now(timezone.utc))
         if found:
+            described = {"last_full_walk": "the last full walk at {}", "updated_at": "the last update of {} articles",
+                         "checked_at": "the last check of {} articles"}
             self.logger.warning(
                 "the crawl state holds times ahead of this machine's clock, now treated as now: %s",
-                ", ".join(f"{what} {value}" for what, value in found.items()),
+                ", ".join(described[what].format(value) for what, value in found.items()),
             )
         for what, value in found.items():
             self.crawler.stats.set_value(f"theory/clock/future/{what}", value)
