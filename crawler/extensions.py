@@ -73,6 +73,8 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
             "url": stats.get("theory/duplicates/url", 0),
             "content": stats.get("theory/duplicates/content", 0),
         },
+        # Content duplicates appended to duplicates.jsonl (each dropped copy once, with the article kept).
+        "duplicates_recorded": stats.get("theory/duplicates/recorded", 0),
         "rejected": stats.get("theory/rejected", 0),
         # current articles listed by the channel whose page names another channel (人物): not written
         "other_channel": stats.get("theory/article/other_channel", 0),
@@ -105,6 +107,9 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
         "field_shares": _field_shares(stats),
         "recovered_lines": stats.get("theory/recovered_lines", 0),
         "recovery": _with_prefix(stats, "theory/recovery/"),
+        # Times of the state that were ahead of this run's clock, treated as now: the last full walk's, and
+        # how many articles' updated_at and revisions' checked_at.
+        "future_times": _with_prefix(stats, "theory/clock/future/"),
         "output_error": stats.get("theory/output_error"),
         "usage_error": stats.get("theory/usage_error"),
     }

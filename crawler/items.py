@@ -45,3 +45,18 @@ class ArticleItem:
     warc: list[dict] = field(default_factory=list)
     # The crawler's version that read the line: a downstream archive knows which lines a parser fix may correct.
     parser_version: str = PARSER_VERSION
+
+
+@dataclass
+class ContentDuplicate:
+    """A dropped content duplicate: one line of ``duplicates.jsonl`` (``crawler/schema/duplicate.schema.json``).
+
+    The dedupe pipeline makes it in place of the article it drops; the storage pipeline writes it and drops it.
+    """
+
+    url: str  # the dropped copy, page 1, as articles.jsonl would have had it
+    article_id: str
+    section_id: str
+    kept_article_id: str  # the copy written to articles.jsonl, the first one seen
+    content_hash: str
+    detected_at: str  # ISO 8601, UTC

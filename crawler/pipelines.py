@@ -13,6 +13,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -25,6 +26,7 @@ from scrapy.utils.defer import deferred_from_coro
 
 from crawler.capture import Capture
 from crawler.drift import FieldWatch
+from crawler.items import ContentDuplicate
 from crawler.processors import utc_now_iso
 from crawler.revisions import PRESENT, REMOVED, RevisitResult
 
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 ARTICLES_FILE = "articles.jsonl"
 REJECTS_FILE = "rejects.jsonl"
 CHANGES_FILE = "changes.jsonl"
+DUPLICATES_FILE = "duplicates.jsonl"
 
 
 def load_schema(name: str = "article") -> dict[str, Any]:
@@ -258,7 +261,13 @@ class ValidationPipeline(_StatePipeline):
 
 
 class DedupePipeline(_StatePipeline):
-    """One item per article id, and one per content (title and body) across ids."""
+    """One item per article id, and one per content (title and body) across ids.
+
+    A content duplicate goes on to the storage pipeline as a ``ContentDuplicate`` in place of the article,
+    rather than being dropped here: its record in duplicates.jsonl needs the bookkeeping that makes
+    articles.jsonl exactly once (appended before the state change that counts it, synced with the other
+    files, replayed after a crash), and that bookkeeping is the storage pipeline's. Storage then drops it.
+    """
 
     def process_item(self, item):
         if isinstance(item, RevisitResult):
@@ -273,14 +282,15 @@ class DedupePipeline(_StatePipeline):
         self.stats.inc_value(f"theory/duplicates/{why}")
         if why == "url":
             raise DropItem(f"duplicate {adapter['url']}: article {original} is already written", log_level="DEBUG")
-        raise DropItem(
-            f"duplicate {adapter['url']}: same title and body as article {original}", log_level="INFO"
+        return ContentDuplicate(
+            url=adapter["url"], article_id=adapter["article_id"], section_id=adapter["section_id"],
+            kept_article_id=original, content_hash=adapter["content_hash"], detected_at=utc_now_iso(),
         )
 
 
 class StoragePipeline(_StatePipeline):
-    """Appends items to articles.jsonl and revisit events to changes.jsonl; commits the state that
-    counts them at each durable sync of both files."""
+    """Appends items to articles.jsonl, revisit events to changes.jsonl and dropped content duplicates to
+    duplicates.jsonl; commits the state that counts them at each durable sync of the three files."""
 
     def __init__(
         self,
@@ -304,6 +314,7 @@ class StoragePipeline(_StatePipeline):
         self.last_sync = time.monotonic()
         self.out: JsonLinesFile | None = None
         self.changes: JsonLinesFile | None = None
+        self.duplicates: JsonLinesFile | None = None
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -323,12 +334,16 @@ class StoragePipeline(_StatePipeline):
     def open_spider(self) -> None:
         path = self.data_dir / ARTICLES_FILE
         changes = self.data_dir / CHANGES_FILE
+        duplicates = self.data_dir / DUPLICATES_FILE
         try:
             self.recover(path)
             self.recover_changes(changes)
+            self.recover_duplicates(duplicates)
+            self.index_first_versions(path)
             self.out = JsonLinesFile(path)
             self.changes = JsonLinesFile(changes)
-            self.sync_state(self.out.size, self.changes.size)
+            self.duplicates = JsonLinesFile(duplicates)
+            self.sync_state(self.out.size, self.changes.size, self.duplicates.size)
         except OutputError as error:
             self.output_failure(error)
 
@@ -426,6 +441,68 @@ class StoragePipeline(_StatePipeline):
             logger.info("%s: %d events from byte %d on, which the state did not record, are recorded now", path, replayed, synced)
             self.stats.set_value("theory/recovery/replayed_events", replayed)
 
+    def recover_duplicates(self, path: Path) -> None:
+        """As ``recover`` for articles.jsonl: records a crash left after the last sync are recorded on the
+        state (so never written twice), a torn tail is cut, and when the whole file was read (a file shorter
+        than synced, or a data dir of a release that kept no duplicates.jsonl) the duplicates the state knows
+        and the file lacks are owed again: fetched, found to be duplicates again, and recorded."""
+        synced = self.state.synced_size(DUPLICATES_FILE)
+        size = path.stat().st_size if path.exists() else 0
+        if size < synced:
+            logger.error("%s is shorter than recorded (%d < %d bytes): it was truncated or replaced", path, size, synced)
+            synced = 0
+        present: set[str] = set()
+        if size > synced:
+            try:
+                with open(path, "r+b") as tail:
+                    tail.seek(synced)
+                    for record in self.read_tail(path, tail, synced):
+                        if isinstance(record, dict) and all(isinstance(record.get(key), str) for key in ("article_id", "url")):
+                            self.state.mark_duplicate(record["article_id"], record["url"], record.get("section_id"), record.get("content_hash"))
+                            present.add(record["article_id"])
+            except OSError as error:
+                raise OutputError(path, error) from None
+            if present:
+                logger.info("%s: %d records from byte %d on, which the state did not record, are recorded now", path, len(present), synced)
+                self.stats.set_value("theory/recovery/replayed_duplicates", len(present))
+        if synced == 0:
+            missing = self.state.reset_duplicates(present)
+            if missing:
+                logger.warning(
+                    "%s lacks %d content duplicates the state knows (a data dir of an earlier release, or a truncated"
+                    " file); they are fetched again to be recorded", path, missing,
+                )
+                self.stats.set_value("theory/recovery/missing_duplicates", missing)
+
+    def index_first_versions(self, path: Path) -> None:
+        """Articles written by a release before revisits have no version in the state, so no published date,
+        and would never count as recent for revisits: their lines give them one, once."""
+        undated = self.state.written_without_first_version()
+        if not undated:
+            return
+        try:
+            with open(path, "rb") as lines:
+                for line in lines:
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue  # a torn line was cut by recover(); anything else is not an article
+                    if isinstance(record, dict) and isinstance(record.get("article_id"), str):
+                        self.state.record_first_version(
+                            record["article_id"], record.get("published_date"), record.get("page_count"), record.get("content_hash")
+                        )
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise OutputError(path, error) from None
+        # What the file lacks gets a version without a date, so that the file is read this once only.
+        left = self.state.record_undated_first_versions()
+        indexed = undated - left
+        logger.info("%s: %d articles of an earlier release get their published dates in the state", path, indexed)
+        self.stats.set_value("theory/recovery/first_versions", indexed)
+        if left:
+            logger.warning("%d articles recorded as written are not in %s; they get no published date", left, path)
+
     def sync(self) -> None:
         """Make what was written durable, in the order that keeps every durable line's evidence whole:
         the WARC records it points at, then the lines, then the state that counts them as written."""
@@ -434,12 +511,13 @@ class StoragePipeline(_StatePipeline):
                 self.capture.sync()
             except OSError as error:
                 raise OutputError(self.capture.warc_dir, error) from None
-        self.sync_state(self.out.sync(), self.changes.sync())
+        self.sync_state(self.out.sync(), self.changes.sync(), self.duplicates.sync())
 
-    def sync_state(self, size: int, changes_size: int) -> None:
+    def sync_state(self, size: int, changes_size: int, duplicates_size: int) -> None:
         try:
             self.state.set_synced_size(ARTICLES_FILE, size)
             self.state.set_synced_size(CHANGES_FILE, changes_size)
+            self.state.set_synced_size(DUPLICATES_FILE, duplicates_size)
             self.state.commit()
         except sqlite3.Error as error:
             raise OutputError(self.state.path, error) from None
@@ -447,8 +525,10 @@ class StoragePipeline(_StatePipeline):
         self.last_sync = time.monotonic()
 
     def process_item(self, item):
-        if self.out is None or self.changes is None or self.output_failure.happened:
+        if self.out is None or self.changes is None or self.duplicates is None or self.output_failure.happened:
             raise DropItem(f"not written, the output failed: {ItemAdapter(item)['url']}", log_level="DEBUG")
+        if isinstance(item, ContentDuplicate):
+            self.record_duplicate(item)
         if isinstance(item, RevisitResult):
             try:
                 self.revisit(item)
@@ -473,6 +553,22 @@ class StoragePipeline(_StatePipeline):
             self.output_failure(error)
             raise DropItem(f"not written: {record['url']}", log_level="DEBUG") from None
         return item
+
+    def record_duplicate(self, duplicate: ContentDuplicate) -> None:
+        """Append the record, then mark the state (committed at the next sync, replayed from the file if
+        a crash comes first), then drop it: a duplicate is not an article of the run."""
+        record = asdict(duplicate)
+        try:
+            self.duplicates.append(record)
+            self.state.mark_duplicate(duplicate.article_id, duplicate.url, duplicate.section_id, duplicate.content_hash)
+            self.stats.inc_value("theory/duplicates/recorded")
+            self.written_one()
+        except OutputError as error:
+            self.output_failure(error)
+            raise DropItem(f"duplicate {duplicate.url} not recorded", log_level="DEBUG") from None
+        raise DropItem(
+            f"duplicate {duplicate.url}: same title and body as article {duplicate.kept_article_id}", log_level="INFO"
+        )
 
     def written_one(self) -> None:
         self.unsynced += 1
@@ -536,18 +632,18 @@ class StoragePipeline(_StatePipeline):
         self.written_one()
 
     def close_spider(self) -> None:
-        if self.out and self.changes:
+        if self.out and self.changes and self.duplicates:
             try:
                 if self.field_watch and not self.output_failure.happened:
                     try:
                         self.field_watch.judge()  # committed by the sync below, with the lines it judged
                     except sqlite3.Error as error:
                         raise OutputError(self.state.path, error) from None
-                if not (self.out.torn or self.changes.torn):
+                if not (self.out.torn or self.changes.torn or self.duplicates.torn):
                     self.sync()
             except OutputError as error:
                 self.output_failure(error)
-        for file in (self.out, self.changes):
+        for file in (self.out, self.changes, self.duplicates):
             if file:
                 file.close()
 

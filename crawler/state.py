@@ -209,18 +209,20 @@ class CrawlState:
             return "url", article_id
         row = self.db.execute(
             "SELECT article_id FROM articles WHERE content_hash = ? AND status IN ('claimed', 'written')"
-            " AND article_id != ? LIMIT 1",
+            " AND article_id != ? ORDER BY rowid LIMIT 1",
             (content_hash, article_id),
         ).fetchone()
-        status = "duplicate" if row else "claimed"
+        if row:
+            # Not marked here: a content duplicate is done once its line is in duplicates.jsonl (mark_duplicate).
+            return "content", row[0]
         self.db.execute(
             "INSERT INTO articles (article_id, url, section_id, status, content_hash, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)"
+            " VALUES (?, ?, ?, 'claimed', ?, ?)"
             " ON CONFLICT (article_id) DO UPDATE SET status = excluded.status,"
             " content_hash = excluded.content_hash, updated_at = excluded.updated_at",
-            (article_id, url, section_id, status, content_hash, _now()),
+            (article_id, url, section_id, content_hash, _now()),
         )
-        return ("content", row[0]) if row else None
+        return None
 
     def mark_other_channel(self, articles: Iterable[tuple[str, str]]) -> None:
         """(article_id, channel name) of owed articles whose page names another channel: not owed any more."""
@@ -237,6 +239,30 @@ class CrawlState:
             " content_hash = excluded.content_hash, updated_at = excluded.updated_at",
             (article_id, url, section_id, content_hash, _now()),
         )
+
+    def mark_duplicate(self, article_id: str, url: str, section_id: str | None, content_hash: str | None) -> None:
+        """A content duplicate recorded in duplicates.jsonl: done, never fetched or recorded again."""
+        self.db.execute(
+            "INSERT INTO articles (article_id, url, section_id, status, content_hash, updated_at)"
+            " VALUES (?, ?, ?, 'duplicate', ?, ?)"
+            " ON CONFLICT (article_id) DO UPDATE SET status = 'duplicate',"
+            " content_hash = excluded.content_hash, updated_at = excluded.updated_at"
+            " WHERE articles.status != 'written'",
+            (article_id, url, section_id, content_hash, _now()),
+        )
+
+    def reset_duplicates(self, present: set[str]) -> int:
+        """Duplicates not ``present`` in duplicates.jsonl (an earlier version did not record them, or the file
+        was truncated) are owed again, to be fetched and recorded; returns how many."""
+        rows = self.db.execute("SELECT article_id FROM articles WHERE status = 'duplicate'")
+        missing = [article_id for (article_id,) in rows if article_id not in present]
+        now = _now()
+        self.db.executemany(
+            "UPDATE articles SET status = 'pending', attempts = 0, last_error = 'missing from duplicates.jsonl',"
+            " updated_at = ? WHERE article_id = ?",
+            [(now, article_id) for article_id in missing],
+        )
+        return len(missing)
 
     def reset_written(self, present: set[str]) -> int:
         """Articles recorded as written but not ``present`` in the output are owed again; returns how many."""
@@ -282,6 +308,21 @@ class CrawlState:
             " VALUES (?, ?, ?, 1, ?)",
             (article_id, published_date, page_count, content_hash),
         )
+
+    def written_without_first_version(self) -> int:
+        """Written articles that revisions know nothing of: written by a release before revisits."""
+        (count,) = self.db.execute(
+            "SELECT COUNT(*) FROM articles a LEFT JOIN revisions r USING (article_id)"
+            " WHERE a.status = 'written' AND r.article_id IS NULL"
+        ).fetchone()
+        return count
+
+    def record_undated_first_versions(self) -> int:
+        """Version 1, without a published date, for every written article revisions know nothing of."""
+        return self.db.execute(
+            "INSERT OR IGNORE INTO revisions (article_id, version) SELECT a.article_id, 1 FROM articles a"
+            " LEFT JOIN revisions r USING (article_id) WHERE a.status = 'written' AND r.article_id IS NULL"
+        ).rowcount
 
     def revisit_targets(self, recent_since: str, budget: int, sections: Iterable[str] | None = None) -> list[tuple[str, str, int]]:
         """(article_id, url, page_count) of the written articles to revisit this run: every one published
@@ -406,6 +447,26 @@ class CrawlState:
 
     def mark_full_walk(self) -> None:
         self.set_meta("last_full_walk", _now())
+
+    # --- times written under a clock that ran ahead ---
+
+    def distrust_future_times(self, now: datetime) -> dict[str, str | int]:
+        """Set the times of the state later than ``now`` to ``now``; returns what was found: the last full
+        walk's time, and how many articles' updated_at (their written_at, for written ones) and revisions'
+        checked_at were ahead. A time ahead would otherwise stop what it gates (full walks, revisits) until
+        the clock catches up, which for a clock once a year ahead is a year."""
+        stamp = now.astimezone(timezone.utc).isoformat(timespec="seconds")
+        found: dict[str, str | int] = {}
+        last = self.last_full_walk()
+        if last is not None and last > now:
+            found["last_full_walk"] = last.isoformat(timespec="seconds")
+            self.set_meta("last_full_walk", stamp)
+        # Every time here is written by _now() or utc_now_iso(), in one format: as strings they sort as times.
+        for name, table, column in (("updated_at", "articles", "updated_at"), ("checked_at", "revisions", "checked_at")):
+            count = self.db.execute(f"UPDATE {table} SET {column} = ? WHERE {column} > ?", (stamp, stamp)).rowcount
+            if count:
+                found[name] = count
+        return found
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -196,3 +196,42 @@ def empty_listing(www: Path, path: str) -> None:
     text, replaced = re.subn(r'(<ul id="leftList">).*?(</ul>)', r"\1\2", read_gbk(page), count=1, flags=re.S)
     assert replaced == 1
     write_gbk(page, text)
+
+
+DUPLICATES = "duplicates.jsonl"
+
+
+def assert_duplicates_recorded_once(data_dir: Path, expected: list[dict]) -> list[dict]:
+    """duplicates.jsonl records every content duplicate of ``expected`` that articles.jsonl lacks, once each,
+    with the copy articles.jsonl has as the kept one; every record is valid under the published schema."""
+    from datetime import datetime
+
+    from jsonschema import Draft7Validator
+
+    from crawler.pipelines import load_schema
+
+    duplicate_of = {row["article_id"]: row["duplicate_of"] for row in expected}
+
+    def group(article_id: str) -> str:  # the earliest copy, followed across the two sites
+        for _ in range(len(duplicate_of) + 1):
+            if not duplicate_of.get(article_id):
+                return article_id
+            article_id = duplicate_of[article_id]
+        raise AssertionError(f"duplicate_of loops at {article_id}")
+
+    written = {row["article_id"]: row for row in whole_lines(data_dir / ARTICLES)}
+    kept = {group(article_id): article_id for article_id in written}
+    records = whole_lines(data_dir / DUPLICATES) if (data_dir / DUPLICATES).exists() else []
+    validator = Draft7Validator(load_schema("duplicate"))
+    assert not [record for record in records if not validator.is_valid(record)], "a record breaks the published schema"
+    for record in records:
+        datetime.fromisoformat(record["detected_at"])  # jsonschema checks date-time only with an extra package
+    recorded = Counter(record["article_id"] for record in records)
+    assert not [i for i, n in recorded.items() if n > 1], f"duplicates recorded twice: {[i for i, n in recorded.items() if n > 1]}"
+    wanted = {row["article_id"] for row in expected if group(row["article_id"]) in kept} - set(written)
+    assert set(recorded) == wanted, f"missing: {sorted(wanted - set(recorded))}, unexpected: {sorted(set(recorded) - wanted)}"
+    for record in records:
+        original = kept[group(record["article_id"])]
+        assert record["kept_article_id"] == original, record
+        assert record["content_hash"] == written[original]["content_hash"], record
+    return records

@@ -7,6 +7,7 @@ from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
+from jsonschema import Draft7Validator, FormatChecker
 from scrapy.exceptions import DropItem
 from scrapy.utils.test import get_crawler
 
@@ -15,6 +16,9 @@ from crawler.processors import content_hash
 from crawler.pipelines import DedupePipeline, StoragePipeline, ValidationPipeline
 from crawler.revisions import RevisitResult
 from crawler.state import CrawlState
+from crawler.pipelines import load_schema
+
+DUPLICATE_SCHEMA = Draft7Validator(load_schema("duplicate"), format_checker=FormatChecker())
 
 
 def article(number: int = 1, **changes) -> ArticleItem:
@@ -93,14 +97,74 @@ def test_the_same_article_is_passed_once(crawler):
     assert crawler.stats.get_value("theory/duplicates/url") == 1
 
 
-def test_a_republished_copy_is_dropped_as_a_content_duplicate(crawler):
-    pipeline = DedupePipeline.from_crawler(crawler)
-    pipeline.process_item(article(1))
+def through_dedupe_and_storage(dedupe: DedupePipeline, storage: StoragePipeline, item: ArticleItem):
+    """What Scrapy does with an item after validation: each pipeline's output is the next one's input."""
+    return storage.process_item(dedupe.process_item(item))
+
+
+def test_a_republished_copy_is_dropped_as_a_content_duplicate_and_recorded(crawler, tmp_path):
+    dedupe, storage = DedupePipeline.from_crawler(crawler), StoragePipeline.from_crawler(crawler)
+    storage.open_spider()
+    through_dedupe_and_storage(dedupe, storage, article(1))
     copy = article(2, title=article(1).title, body=article(1).body)
     with pytest.raises(DropItem, match="same title and body as article 190101000000001"):
-        pipeline.process_item(copy)
+        through_dedupe_and_storage(dedupe, storage, copy)
+    with pytest.raises(DropItem, match="already written"):  # seen again: recorded once only
+        through_dedupe_and_storage(dedupe, storage, copy)
+    storage.close_spider()
     assert crawler.stats.get_value("theory/duplicates/content") == 1
+    assert crawler.stats.get_value("theory/duplicates/recorded") == 1
     assert crawler.spider.state.known([copy.article_id]) == {copy.article_id}  # not fetched again
+    assert [row["article_id"] for row in lines(tmp_path / "articles.jsonl")] == [article(1).article_id]
+    (record,) = lines(tmp_path / "duplicates.jsonl")
+    DUPLICATE_SCHEMA.validate(record)
+    assert {key: value for key, value in record.items() if key != "detected_at"} == {
+        "url": copy.url, "article_id": copy.article_id, "section_id": "241",
+        "kept_article_id": article(1).article_id, "content_hash": article(1).content_hash,
+    }
+    assert crawler.spider.state.synced_size("duplicates.jsonl") == (tmp_path / "duplicates.jsonl").stat().st_size
+
+
+def test_duplicates_after_the_last_sync_are_replayed_on_the_state_and_a_torn_record_is_cut(crawler, tmp_path):
+    storage = StoragePipeline.from_crawler(crawler)
+    storage.open_spider()
+    storage.process_item(article(1))
+    storage.close_spider()
+    copies = [article(number, title=article(1).title, body=article(1).body) for number in (2, 3)]
+    record = {"url": copies[0].url, "article_id": copies[0].article_id, "section_id": "241",
+              "kept_article_id": article(1).article_id, "content_hash": article(1).content_hash,
+              "detected_at": "2026-12-06T00:00:00+00:00"}
+    whole = json.dumps(record) + "\n"
+    # A crash after the first record was appended, before the state that counts it was committed, mid-way in the next.
+    (tmp_path / "duplicates.jsonl").write_text(whole + '{"url": "http://theory.example/241/2019', encoding="utf-8")
+
+    dedupe, storage = DedupePipeline.from_crawler(crawler), StoragePipeline.from_crawler(crawler)
+    storage.open_spider()
+    assert (tmp_path / "duplicates.jsonl").read_text("utf-8") == whole
+    assert crawler.stats.get_value("theory/recovery/replayed_duplicates") == 1
+    for copy in copies:  # the one recorded before the crash is not recorded again; the torn one is
+        with pytest.raises(DropItem):
+            through_dedupe_and_storage(dedupe, storage, copy)
+    storage.close_spider()
+    assert [row["article_id"] for row in lines(tmp_path / "duplicates.jsonl")] == [copy.article_id for copy in copies]
+
+
+def test_duplicates_the_state_knows_and_the_file_lacks_are_owed_again(crawler, tmp_path):
+    """A data dir of a release that kept no duplicates.jsonl: its duplicates are fetched again to be recorded."""
+    state = crawler.spider.state
+    copy = article(2, title=article(1).title, body=article(1).body)
+    state.mark_written(article(1).article_id, article(1).url, "241", article(1).content_hash)
+    state.db.execute(
+        "INSERT INTO articles (article_id, url, section_id, status, content_hash, updated_at)"
+        " VALUES (?, ?, '241', 'duplicate', ?, '2026-11-24T00:00:00+00:00')",
+        (copy.article_id, copy.url, copy.content_hash),
+    )
+    (tmp_path / "articles.jsonl").write_text(json.dumps(vars(article(1)), ensure_ascii=False) + "\n", encoding="utf-8")
+    storage = StoragePipeline.from_crawler(crawler)
+    storage.open_spider()
+    assert state.pending() == [copy.url]
+    assert crawler.stats.get_value("theory/recovery/missing_duplicates") == 1
+    storage.close_spider()
 
 
 def test_storage_appends_one_utf8_line_per_item(crawler, tmp_path):

@@ -161,6 +161,21 @@ class TheorySpider(scrapy.Spider):
             )
             self.crawler.stats.set_value("theory/recovery/state_rebuilt", str(self.state.damaged_copy))
 
+    def distrust_future_times(self) -> None:
+        """A time of the state ahead of now was written while the clock ran ahead (or runs behind now).
+        Believed, it would stop what it gates until the clock caught up: a last full walk a year ahead
+        means no full walk for a year. So it is treated as now, with one warning."""
+        found = self.state.distrust_future_times(datetime.now(timezone.utc))
+        if found:
+            described = {"last_full_walk": "the last full walk at {}", "updated_at": "the last update of {} articles",
+                         "checked_at": "the last check of {} articles"}
+            self.logger.warning(
+                "the crawl state holds times ahead of this machine's clock, now treated as now: %s",
+                ", ".join(described[what].format(value) for what, value in found.items()),
+            )
+        for what, value in found.items():
+            self.crawler.stats.set_value(f"theory/clock/future/{what}", value)
+
     def close_state(self, reason: str) -> None:
         self.settle_other_channel()
         stats = self.crawler.stats.get_stats()
@@ -210,6 +225,7 @@ class TheorySpider(scrapy.Spider):
         return section_of(url) or self.channel_id
 
     async def start(self):
+        self.distrust_future_times()
         if not self.full and self.full_walk_due():
             self.logger.info("walking every listing and feed page this run (a full walk is due every %g days)", self.full_walk_days)
             self.full = True
