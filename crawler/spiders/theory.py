@@ -350,6 +350,7 @@ class TheorySpider(scrapy.Spider):
 
     def parse_home(self, response):
         sections = legacy.read_sections(response) if isinstance(response, TextResponse) else []
+        navigation_read = bool(sections)  # a home that names sections has its layout, whatever was asked for
         self.section_names.update((section.id, section.name) for section in sections)
         if self.only_sections:
             unknown = set(self.only_sections) - set(self.section_names) - {self.channel_id}
@@ -360,7 +361,7 @@ class TheorySpider(scrapy.Spider):
                 self.logger.error(message)
                 self.crawler.stats.set_value("theory/usage_error", message)
             sections = [section for section in sections if self.wanted(section.id)]
-        if not sections and not (self.only_sections and self.channel_id in self.only_sections):
+        if not navigation_read and not (self.only_sections and self.channel_id in self.only_sections):
             self.logger.error("layout changed? no section links on the channel home %s", response.url)
             self.crawler.stats.inc_value("theory/layout/no_sections")
         for section in sections:
