@@ -383,7 +383,7 @@ class TheorySpider(scrapy.Spider):
             return
         new, requests = self.discover(listing.article_urls)
         yield from requests
-        yield from self.follow(walk, walk.read(page, listing.article_urls, len(new), listing.next_page_url))
+        yield from self.follow(walk, walk.read(page, listing.article_urls, len(new), listing.next_page_url, listing.last_page))
 
     # --- current site: channel page and JSON feed ---
 
