@@ -194,6 +194,31 @@ class RunReport:
             temporary.unlink(missing_ok=True)
 
 
+class CoveragePage:
+    """Rewrites ``<THEORY_DATA_DIR>/coverage.html`` at the end of every run (crawler/coverage.py), once the
+    run report is written, so that the page shows this run too. A failure is one error line: the page is
+    a view of the data, and the run's exit status is about the data."""
+
+    def __init__(self, data_dir: str):
+        self.data_dir = Path(data_dir)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        extension = cls(crawler.settings.get("THEORY_DATA_DIR"))
+        crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
+        return extension
+
+    def spider_closed(self) -> None:
+        from crawler.coverage import write_page  # the page's code is loaded only at the end of a run
+
+        try:
+            path = write_page(self.data_dir)
+        except Exception as error:  # noqa: BLE001 -- a view of the data must never fail the run
+            logger.error("coverage page not written: %s: %s", type(error).__name__, error)
+            return
+        logger.info("coverage page: %s", path)
+
+
 def format_report(report: dict) -> str:
     lines = []
     for key, value in report.items():

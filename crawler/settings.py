@@ -128,6 +128,8 @@ EXTENSIONS = {
     "crawler.extensions.OneLineRobotsTxtErrors": 510,
     # After RunReport: its spider_closed handler, connected first, sets the exit status this one writes.
     "crawler.metrics.MetricsFile": 520,
+    # After RunReport too: the page lists this run's report. Rewrites <THEORY_DATA_DIR>/coverage.html.
+    "crawler.extensions.CoveragePage": 530,
 }
 # Nothing listens: an unattended cron crawler needs neither Scrapy's telnet console nor its remote-control
 # HTTP server (which runs Python code sent to it), and each is a door open on the machine for the whole run.
