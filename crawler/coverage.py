@@ -263,7 +263,7 @@ def month_chart(coverage: Coverage, site: str) -> str:
     months = coverage.months(site)
     if not months:
         return "<p>No article of this site in the archive.</p>"
-    width, height, top, bottom, left = max(3, min(24, 1100 // len(months))), 160, 10, 40, 40
+    width, height, top, bottom, left = max(3, min(24, 840 // len(months))), 160, 10, 40, 40
     tallest = max(coverage.written[site].values(), default=0) or 1
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="months" width="{left + width * len(months) + 10}"'
