@@ -89,3 +89,21 @@ def test_the_responses_by_kind_add_up_to_the_total():
 )
 def test_plural(count, noun, expected):
     assert plural(count, noun) == expected
+
+
+def test_the_walk_pages_that_tell_a_walks_end_go_before_the_articles():
+    # The progress line can give a number once every walk's end is known: each listing's page 1 names its
+    # last page, and the feed's end is known only once reached, so those pages are fetched first.
+    from crawler.spiders.theory import ARTICLE_PRIORITY, LISTING_PRIORITY, TheorySpider
+    from crawler.walks import Page
+    from crawler.walks.feed import FeedWalk
+    from crawler.walks.listing import ListingWalk
+
+    spider = TheorySpider()
+    listing = ListingWalk("241", True, False, 100, first_url="http://legacy.example/241/241.shtml")
+    feed = FeedWalk("theory", True, False, 100, feed_page_url="http://current.example/json/theory/index_{}.json".format)
+    assert spider.walk_request(listing, listing.first()).priority > ARTICLE_PRIORITY
+    assert spider.walk_request(feed, feed.first()).priority > ARTICLE_PRIORITY
+    assert spider.walk_request(feed, Page(5, feed.feed_page_url(5), guessed=True)).priority > ARTICLE_PRIORITY
+    # The rest of a listing comes after the articles in hand: the queue stays short.
+    assert spider.walk_request(listing, Page(2, "http://legacy.example/241/241_2.shtml")).priority == LISTING_PRIORITY
