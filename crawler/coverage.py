@@ -92,7 +92,8 @@ def _read_jsonl(path: Path):
 def gather(data_dir: Path) -> Coverage:
     coverage = Coverage()
     state_path = data_dir / "state.sqlite3"
-    seen_in_state: set[str] = set()
+    counted: set[str] = set()
+    undated = 0  # written articles the state knows no published date of: read from articles.jsonl
     if state_path.exists():
         coverage.sources.append("state.sqlite3")
         db = sqlite3.connect(f"{state_path.resolve().as_uri()}?mode=ro", uri=True)
@@ -108,35 +109,38 @@ def gather(data_dir: Path) -> Coverage:
             if site is None:
                 continue
             if status == "written":
-                month = published_date[:7] if published_date else None
-                if month is None:
-                    continue  # read from articles.jsonl below
-                seen_in_state.add(article_id)
-                coverage.written[site][month] += 1
+                if not published_date:
+                    undated += 1
+                    continue
+                counted.add(article_id)
+                coverage.written[site][published_date[:7]] += 1
                 coverage.sections[(site, section_id or "?")] += 1
             elif status in ("pending", "claimed", "failed"):
                 kind = GIVEN_UP if status == "failed" else OWED
-                month = url_month(url) or "?"
-                coverage.holes[site][month][kind] += 1
+                coverage.holes[site][url_month(url) or "?"][kind] += 1
                 coverage.reasons[(kind, last_error or "not fetched yet")] += 1
     articles_path = data_dir / "articles.jsonl"
     if articles_path.exists():
-        coverage.sources.append("articles.jsonl")
+        # The state has the counts; the output is read for what it lacks (no state, undated rows), and
+        # else only as far as it takes to name every section.
+        whole = undated or not state_path.exists()
+        unnamed = {section for _, section in coverage.sections}
+        coverage.sources.append("articles.jsonl" if whole else "articles.jsonl (section names)")
         for row in _read_jsonl(articles_path):
-            if not isinstance(row, dict):
+            if not whole and not unnamed:
+                break
+            if not isinstance(row, dict) or not row.get("url"):
                 continue
-            site = layout_of(row.get("url") or "")
             if row.get("section_id") and row.get("section_name"):
                 coverage.section_names[row["section_id"]] = row["section_name"]
-            if site is None or row.get("article_id") in seen_in_state:
-                continue
-            if state_path.exists() and row.get("article_id") not in seen_in_state and not row.get("published_date"):
+                unnamed.discard(row["section_id"])
+            site = layout_of(row["url"])
+            if not whole or site is None or row.get("article_id") in counted:
                 continue
             month = (row.get("published_date") or "")[:7] or url_month(row["url"])
-            if month:
-                seen_in_state.add(row.get("article_id"))
-                coverage.written[site][month] += 1
-                coverage.sections[(site, row.get("section_id") or "?")] += 1
+            counted.add(row.get("article_id"))
+            coverage.written[site][month] += 1
+            coverage.sections[(site, row.get("section_id") or "?")] += 1
     _gather_runs(coverage, data_dir / "runs")
     _gather_events(coverage, data_dir)
     return coverage

@@ -205,3 +205,14 @@ def test_every_run_rewrites_the_coverage_page(serve_mirror, tmp_path):
     written = sum(1 for _ in (data_dir / "articles.jsonl").open())
     assert f"<p>{written} articles, " in html and months_of(html, "legacy")
     assert f"coverage page: {data_dir / 'coverage.html'}" in run.stderr
+
+
+def test_without_the_state_the_output_tells_the_months(tmp_path):
+    data_dir = tmp_path / "data"
+    build_data_dir(data_dir)
+    (data_dir / "state.sqlite3").unlink()
+    result = run_coverage(data_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # The same articles by month; what is owed is known to the state alone.
+    assert "  2015  legacy           4  -" in result.stdout.splitlines(), result.stdout
+    assert "(from articles.jsonl, runs/ (2 last), changes.jsonl)" in result.stdout
