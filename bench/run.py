@@ -457,6 +457,14 @@ def bench_mirror(site: Path, work: Path, articles: int, label: str, incremental:
         "crawl": full,
         "capture": capture_bench(full, captured, capture_dir, run_dir, label, repeat, bare),
     }
+    log(f"{label}: scrapy coverage of {data_dir}")
+    result["coverage"] = run_measured(
+        [sys.executable, "-m", "scrapy", "coverage", *settings_args({"THEORY_DATA_DIR": str(data_dir)})],
+        REPO, run_dir / f"{label}-coverage.log",
+    )
+    if result["coverage"]["exit_status"] != 0:
+        raise RuntimeError(f"scrapy coverage failed, see {result['coverage']['log']}")
+    log(f"{label}: coverage in {result['coverage']['wall_seconds']} s, peak RSS {result['coverage']['peak_rss_mib']} MiB")
     if incremental:
         log(f"{label}: incremental crawl, same data dir, unchanged mirror")
         # The walk of the listings alone: the revisits of written articles (on by default) are another matter.
@@ -726,6 +734,11 @@ def print_table(results: dict) -> None:
               f"{again['over_crawl_off_articles_per_second']:>7.2f}{again['peak_rss_mib']:>9.1f}{again['cpu_seconds']:>7.1f}"
               f"{again['comparison']['mismatched_lines']:>12} of {again['comparison']['crawl_lines']}")
     print(f"  reextract peak RSS large/small x{results['reextract_rss_large_over_small']}")
+    print("Coverage (`scrapy coverage` of the capture-off crawl's data dir: the summary and coverage.html)")
+    for label, run in (("small", small), ("large", large)):
+        cov = run["coverage"]
+        print(f"  {label:<7}{run['crawl']['written']:>9} articles: {cov['wall_seconds']:.2f} s, peak RSS {cov['peak_rss_mib']} MiB,"
+              f" CPU {cov['cpu_seconds']} s")
     print()
     print(f"Parsing alone ({parse['articles']} articles: {parse['single_page_articles']} single-page, "
           f"{parse['multi_page_articles']} multi-page; {parse['pages_timed']} pages)")

@@ -13,6 +13,8 @@ from scrapy import signals
 from scrapy.extensions.logstats import LogStats
 from scrapy.logformatter import LogFormatter
 
+from crawler.progress import WalkProgress, from_stats, progress_line
+
 logger = logging.getLogger(__name__)
 
 # Exit statuses of `scrapy crawl theory` (documented in the README).
@@ -68,6 +70,8 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
         "feed_pages": stats.get("theory/feed/pages", 0),
         "article_pages": stats.get("theory/article/pages", 0),
         "articles_discovered": stats.get("theory/articles/discovered", 0),
+        # articles owed by earlier runs (failed, rejected, or not reached), fetched again this run
+        "articles_owed": stats.get("theory/articles/owed", 0),
         "written": stats.get("theory/written", 0),
         "duplicates": {
             "url": stats.get("theory/duplicates/url", 0),
@@ -195,6 +199,31 @@ class RunReport:
             temporary.unlink(missing_ok=True)
 
 
+class CoveragePage:
+    """Rewrites ``<THEORY_DATA_DIR>/coverage.html`` at the end of every run (crawler/coverage.py), once the
+    run report is written, so that the page shows this run too. A failure is one error line: the page is
+    a view of the data, and the run's exit status is about the data."""
+
+    def __init__(self, data_dir: str):
+        self.data_dir = Path(data_dir)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        extension = cls(crawler.settings.get("THEORY_DATA_DIR"))
+        crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
+        return extension
+
+    def spider_closed(self) -> None:
+        from crawler.coverage import write_page  # the page's code is loaded only at the end of a run
+
+        try:
+            path = write_page(self.data_dir)
+        except Exception as error:  # noqa: BLE001 -- a view of the data must never fail the run
+            logger.error("coverage page not written: %s: %s", type(error).__name__, error)
+            return
+        logger.info("coverage page: %s", path)
+
+
 def format_report(report: dict) -> str:
     lines = []
     for key, value in report.items():
@@ -264,29 +293,29 @@ class OneLineRobotsTxtErrors:
 
 
 class ProgressLog(LogStats):
-    """Scrapy's periodic stats line (every LOGSTATS_INTERVAL), in the crawl's own terms: what was fetched,
-    what the articles came to, and how long the requests already queued will take at the current rate."""
+    """Scrapy's periodic stats line (every LOGSTATS_INTERVAL), in the crawl's own terms: the responses by
+    kind, what the articles came to, and the time left for the work known to remain (crawler/progress.py)."""
+
+    crawler = None
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        extension = super().from_crawler(crawler)
+        extension.crawler = crawler
+        return extension
 
     def log(self, spider=None) -> None:
         self.calculate_stats()
-        stats = self.stats
-        rate = self.prate / 60  # pages per second over the last interval
-        queued = stats.get_value("scheduler/enqueued", 0) - stats.get_value("scheduler/dequeued", 0)
-        left = f"about {format_duration(queued / rate)} left at {rate:.1f} pages/s" if rate else "no page fetched lately"
-        failed = sum(_with_prefix(stats.get_stats(), "theory/article/failed/").values())
-        logger.info(
-            "progress: %d pages (%d listing, %d feed, %d article); articles: %d discovered, %d written,"
-            " %d duplicates, %d failed, %d rejected; %d requests queued, %s",
-            self.pages, stats.get_value("theory/listing/pages", 0), stats.get_value("theory/feed/pages", 0),
-            stats.get_value("theory/article/pages", 0), stats.get_value("theory/articles/discovered", 0),
-            stats.get_value("theory/written", 0),
-            stats.get_value("theory/duplicates/url", 0) + stats.get_value("theory/duplicates/content", 0),
-            failed, stats.get_value("theory/rejected", 0), queued, left,
-        )
-
-
-def format_duration(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    if minutes < 1:
-        return f"{round(seconds)} s"
-    return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+        walks, in_flight, sites = [], 0, 0
+        spider = spider or getattr(self.crawler, "spider", None)
+        if spider is not None and hasattr(spider, "walks"):
+            walks = [
+                WalkProgress(spider.walk_kind(walk), walk.source, walk.pages_read, walk.pages_left, walk.new_links)
+                for walk in spider.walks.values()
+            ]
+            sites = bool(spider.base_url) + bool(spider.channel_url and spider.wanted(spider.channel_id))
+        engine = getattr(self.crawler, "engine", None)
+        if engine is not None and engine.downloader is not None:
+            in_flight = len(engine.downloader.active)
+        snapshot = from_stats(self.stats.get_stats(), self.prate / 60, walks, in_flight, sites)
+        logger.info("%s", progress_line(snapshot))

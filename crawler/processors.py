@@ -46,7 +46,15 @@ SRCSET_ATTRIBUTES = ("srcset", "data-srcset")
 # placeholder stands for every lazy image of the page. Two is still a plausible real repeat (a poster at
 # the top and at the end); from three on it is decoration or a placeholder either way.
 PLACEHOLDER_REPEATS = 3
+# A legacy listing's page count, as its pagination prints it: 共3页.
+PAGE_COUNT = re.compile(r"共\s*(\d{1,6})\s*页")
 PLACEHOLDER_NAME = re.compile(r"(?:^|/)(?:blank|spacer|placeholder|loading|lazy|grey|gray|pixel|default|transparent)(?:[-_.][^/]*)?\.(?:gif|png|jpe?g|svg|webp)$", re.I)
+
+
+def page_count(text: str | None) -> int | None:
+    """The number in a pagination's "共N页" (N pages in all), or None."""
+    match = PAGE_COUNT.search(text or "")
+    return int(match[1]) if match and int(match[1]) > 0 else None
 
 
 def clean_text(text: str) -> str | None:

@@ -128,7 +128,14 @@ EXTENSIONS = {
     "crawler.extensions.OneLineRobotsTxtErrors": 510,
     # After RunReport: its spider_closed handler, connected first, sets the exit status this one writes.
     "crawler.metrics.MetricsFile": 520,
+    # After RunReport too: the page lists this run's report. Rewrites <THEORY_DATA_DIR>/coverage.html.
+    "crawler.extensions.CoveragePage": 530,
 }
+# Nothing listens: an unattended cron crawler needs neither Scrapy's telnet console nor its remote-control
+# HTTP server (which runs Python code sent to it), and each is a door open on the machine for the whole run.
+# For debugging, `-s TELNETCONSOLE_ENABLED=1` or `-s REMOTE_CONTROL_ENABLED=1` turns one back on.
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
 LOG_FORMATTER = "crawler.extensions.ConciseLogFormatter"
 LOG_LEVEL = "INFO"
 LOGSTATS_INTERVAL = 30.0

@@ -106,10 +106,13 @@ def test_a_misspelt_argument_exits_2(tmp_path):
     assert result.returncode == 2 and "unknown spider argument ful" in result.stderr
 
 
-def test_sections_not_in_the_navigation_are_a_usage_error(serve_mirror, tmp_path):
+# "999" alone leaves no section to walk: still a usage error, never a layout alarm (no_sections) that
+# would trip monitoring.
+@pytest.mark.parametrize("sections", ["241,999", "999"])
+def test_sections_not_in_the_navigation_are_a_usage_error(serve_mirror, tmp_path, sections):
     server = serve_mirror()
     data_dir = tmp_path / "data"
-    result = run_crawl(server.url, data_dir, "sections=241,999")
+    result = run_crawl(server.url, data_dir, f"sections={sections}")
     assert result.returncode == 2, result.stderr[-3000:]
     assert "sections 999 are not in the channel navigation (known: 239, 241, 242, 251, 252, 253)" in result.stderr
     report = latest_run_report(data_dir)

@@ -183,6 +183,11 @@ def test_killed_run_then_rerun_writes_every_article_once(
     assert killed_with < UNIQUE_ARTICLES, "the crawl finished before the kill"
     whole_lines(data_dir / ARTICLES)
     assert report_files(data_dir) == [], "a killed run cannot have written its report"
+    db = sqlite3.connect(data_dir / "state.sqlite3")
+    try:  # discovered by the killed run and not written: owed to the rerun, which counts them apart
+        (owed,) = db.execute("SELECT COUNT(*) FROM articles WHERE status IN ('pending', 'claimed')").fetchone()
+    finally:
+        db.close()
 
     rerun = crawl(server.url, data_dir, **settings)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
@@ -194,6 +199,9 @@ def test_killed_run_then_rerun_writes_every_article_once(
     )
     assert killed_with + report["written"] == len(rows) == UNIQUE_ARTICLES
     assert report["exit_status"] == 0
+    # "discovered" is new this run, "owed" what earlier runs left: together they cover what was written.
+    assert report["articles_owed"] <= owed  # less the lines the rerun recovered: written, only not recorded
+    assert report["articles_discovered"] + report["articles_owed"] >= report["written"]
 
 
 # --- 4. the lock -------------------------------------------------------------------------------

@@ -215,6 +215,14 @@ def test_sections_of_the_channel_home_are_the_expected_ones(name):
     assert [asdict(section) for section in sections] == expected(name)["sections"]
 
 
+def test_a_listing_without_a_last_page_link_is_counted_by_its_total():
+    # Page 1 of a listing names its last page: by the 尾页 link, or else by 共N页 alone.
+    html = (PAGES / "listing_page.html").read_bytes().replace('<a href="241_3.shtml">尾页</a>'.encode("gbk"), b"")
+    html = html.replace("共3页".encode("gbk"), "共7页".encode("gbk"))
+    page = HtmlResponse("http://theory.workercn.cn/241/241_2.shtml", body=html, encoding="gbk")
+    assert read_listing(page).last_page == 7
+
+
 def test_listing_urls_follow_the_host_the_page_was_served_from():
     # The same bytes served by a mirror on 127.0.0.1: root-relative links stay on the mirror,
     # while the absolute theory.workercn.cn link becomes off-site and is dropped.

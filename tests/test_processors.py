@@ -16,6 +16,7 @@ from crawler.processors import (
     image_url,
     looks_like_label,
     looks_like_placeholder,
+    page_count,
     placeholder_sources,
     content_hash,
     find_date,
@@ -46,6 +47,22 @@ from crawler.urls import (
 SITE = "http://theory.workercn.cn"
 CURRENT = "https://www.workercn.cn"
 ARTICLE = f"{SITE}/241/201511/06/151106114633189.shtml"
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("共3页", 3),
+        ("共 12 页", 12),
+        ("页次：1/4 共4页", 4),
+        ("共0页", None),  # no page is no count
+        ("3页", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_page_count_reads_the_n_of_a_pagination_total(text, expected):
+    assert page_count(text) == expected
+
 
 # --- text -------------------------------------------------------------------------------------------
 

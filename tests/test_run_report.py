@@ -118,6 +118,6 @@ def test_progress_lines_say_what_the_crawl_did_and_how_long_the_queue_will_take(
     with caplog.at_level("INFO"):
         progress.log()
     (line,) = [record.getMessage() for record in caplog.records if record.getMessage().startswith("progress")]
-    assert "60 pages (6 listing, 0 feed, 54 article)" in line
-    assert "200 discovered, 50 written, 2 duplicates, 1 failed, 0 rejected" in line
-    assert "198 requests queued, about 2 min left at 2.0 pages/s" in line  # 198 / 2.0 = 99 s
+    assert "60 responses (0 robots.txt, 0 start, 6 listing, 0 feed, 54 article" in line
+    assert "200 discovered, 0 owed by earlier runs; 50 written, 2 duplicates, 1 failed, 0 rejected" in line
+    assert "left: 198 requests queued: about 99 s at 2.0 responses/s" in line  # 198 / 2.0

@@ -165,3 +165,35 @@ def test_an_ended_walk_fetches_nothing_more():
     assert walk.read(Page(2, FEED.format(2)), links(1), 1).next is None
     assert walk.failed(Page(2, FEED.format(2)), "timeout").next is None
     assert walk.failures == []
+
+
+# --- what a walk knows of what is left (for the progress line) ---------------------------------
+
+
+def test_a_full_listing_walk_counts_its_pages_left_from_the_last_page_its_first_page_names():
+    walk = ListingWalk("241", True, False, 100, first_url=listing_url(1))
+    assert walk.pages_left is None  # nothing read yet
+    step = walk.read(walk.first(), links(1, 2), 2, listing_url(2), last_page=4)
+    assert (walk.last_page, walk.pages_left, walk.new_links) == (4, 3, 2)
+    walk.failed(step.next, "http_500")
+    assert walk.pages_left == 2  # a failed page is behind the walk too
+    walk.read(Page(3, listing_url(3)), links(3), 1, listing_url(4))
+    walk.read(Page(4, listing_url(4)), links(4), 0)
+    assert walk.ended and walk.pages_left == 0 and walk.new_links == 3
+
+
+def test_an_incremental_walk_cannot_tell_its_pages_left_and_the_cap_bounds_them():
+    incremental = ListingWalk("241", False, True, 100, first_url=listing_url(1))
+    incremental.read(incremental.first(), links(1), 1, listing_url(2), last_page=50)
+    assert incremental.pages_left is None  # it stops at the first page of known articles, wherever that is
+    capped = ListingWalk("241", True, False, 10, first_url=listing_url(1))
+    capped.read(capped.first(), links(1), 1, listing_url(2), last_page=50)
+    assert capped.pages_left == 9
+
+
+def test_a_feed_walk_knows_its_pages_left_only_once_it_ended():
+    walk = FeedWalk("theory", True, False, 100, feed_page_url=FEED.format)
+    step = walk.read(walk.first(), links(1), 1)
+    assert walk.pages_left is None
+    walk.missing(step.next)
+    assert walk.ended and walk.pages_left == 0

@@ -7,9 +7,16 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from crawler.loaders import ArticlePage
-from crawler.processors import clean_text
+from crawler.processors import clean_text, page_count
 from crawler.readers.base import ALL_TEXT, LINKS_TO, SelectorTable, compile_query, image_sources, read_paragraphs, text_of
-from crawler.urls import LISTING_PATH, canonical_article_url, canonical_listing_url, same_host, section_of
+from crawler.urls import (
+    LISTING_PATH,
+    canonical_article_url,
+    canonical_listing_url,
+    listing_page_number,
+    same_host,
+    section_of,
+)
 
 SELECTORS = SelectorTable({
     # Channel navigation on the home page: the links to each section's first listing page.
@@ -17,6 +24,11 @@ SELECTORS = SelectorTable({
     # Article links of a listing page; the sidebars link articles too, so look in the list first.
     "listing_links": ["ul#leftList a", "div.list_left a"],
     "next_listing_page": ["//div[contains(@class, 'page')]//a[normalize-space() = '下一页']/@href"],
+    # The listing's last page, as page 1 names it: the 尾页 link, or else the 共N页 count.
+    "last_listing_page": [
+        "//div[contains(@class, 'page')]//a[normalize-space() = '尾页']/@href",
+        "//div[contains(@class, 'page')]//*[contains(text(), '共') and contains(text(), '页')]/text()",
+    ],
     "title": ["div.ctitle", "h1", "title"],
     "author": ["div.author"],
     # The line with date, time and 来源：. Older pages use div.signdate, newer ones div.from.
@@ -48,6 +60,7 @@ class Section:
 class Listing:
     article_urls: list[str]
     next_page_url: str | None
+    last_page: int | None = None  # the listing's last page number, when its pagination names it
 
 
 def read_sections(response) -> list[Section]:
@@ -76,7 +89,15 @@ def read_listing(response) -> Listing:
             article_urls[url] = None
     next_href = SELECTORS.first(root, "next_listing_page")
     next_url = canonical_listing_url(response.urljoin(next_href)) if next_href else None
-    return Listing(list(article_urls), next_url)
+    return Listing(list(article_urls), next_url, last_listing_page(response, SELECTORS.first(root, "last_listing_page")))
+
+
+def last_listing_page(response, found: str | None) -> int | None:
+    """The page number of the 尾页 link (``241_3.shtml``: 3), or the N of a 共N页 text."""
+    if not found:
+        return None
+    url = canonical_listing_url(response.urljoin(found)) if "共" not in found else None
+    return listing_page_number(url) if url else page_count(found)
 
 
 def read_article_page(response) -> ArticlePage:

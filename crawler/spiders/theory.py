@@ -52,6 +52,11 @@ ARTICLE_NEXT_PAGE_PRIORITY = 20
 ARTICLE_PRIORITY = 10
 IMAGE_PRIORITY = 5
 LISTING_PRIORITY = 0
+# A walk's end is known early, so that the progress line can tell the time left before half the run is
+# over: each listing's page 1 (its pagination names the last page) and the feed pages (the feed names no
+# last page: its end is known only once reached) go before the articles. Feed pages are few (25 articles
+# each), and their articles queue up as requests, not as work lost.
+WALK_AHEAD_PRIORITY = 15
 # Revisits of written articles come after everything else of the run: new articles first.
 REVISIT_PRIORITY = -10
 # A revisit observes these answers itself: a 304 is "unchanged", a redirect or a 404/410 a removal signal.
@@ -234,6 +239,7 @@ class TheorySpider(scrapy.Spider):
         if self.channel_url and self.wanted(self.channel_id):
             yield self.start_request(CURRENT, self.parse_channel)
         owed = [url for url in self.state.pending(self.only_sections) if self.start_urls_by_site.get(layout_of(url))]
+        self.crawler.stats.set_value("theory/articles/owed", len(owed))
         if owed:
             self.logger.info("retrying %d articles owed by earlier runs", len(owed))
         for url in owed:
@@ -365,7 +371,9 @@ class TheorySpider(scrapy.Spider):
     # --- legacy site: home and section listings ---
 
     def parse_home(self, response):
+        self.crawler.stats.inc_value("theory/start/pages")
         sections = legacy.read_sections(response) if isinstance(response, TextResponse) else []
+        navigation_read = bool(sections)  # a home that names sections has its layout, whatever was asked for
         self.section_names.update((section.id, section.name) for section in sections)
         if self.only_sections:
             unknown = set(self.only_sections) - set(self.section_names) - {self.channel_id}
@@ -376,7 +384,7 @@ class TheorySpider(scrapy.Spider):
                 self.logger.error(message)
                 self.crawler.stats.set_value("theory/usage_error", message)
             sections = [section for section in sections if self.wanted(section.id)]
-        if not sections and not (self.only_sections and self.channel_id in self.only_sections):
+        if not navigation_read and not (self.only_sections and self.channel_id in self.only_sections):
             self.logger.error("layout changed? no section links on the channel home %s", response.url)
             self.crawler.stats.inc_value("theory/layout/no_sections")
         for section in sections:
@@ -398,12 +406,13 @@ class TheorySpider(scrapy.Spider):
             return
         new, requests = self.discover(listing.article_urls)
         yield from requests
-        yield from self.follow(walk, walk.read(page, listing.article_urls, len(new), listing.next_page_url))
+        yield from self.follow(walk, walk.read(page, listing.article_urls, len(new), listing.next_page_url, listing.last_page))
 
     # --- current site: channel page and JSON feed ---
 
     def parse_channel(self, response):
         stats = self.crawler.stats
+        stats.inc_value("theory/start/pages")
         channel = current.read_channel(response, self.article_hosts) if isinstance(response, TextResponse) else None
         if not channel or not channel.article_urls:
             self.logger.error("layout changed? channel page %s has no article list item", response.url)
@@ -471,7 +480,7 @@ class TheorySpider(scrapy.Spider):
             self.parse_feed if isinstance(walk, FeedWalk) else self.parse_listing,
             errback=self.walk_page_failed,
             cb_kwargs={"source": walk.source, "page": page},
-            priority=LISTING_PRIORITY,
+            priority=WALK_AHEAD_PRIORITY if isinstance(walk, FeedWalk) or page.number == 1 else LISTING_PRIORITY,
         )
 
     def walk_page_failed(self, failure):

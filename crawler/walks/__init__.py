@@ -71,6 +71,9 @@ class Walk:
     repeated: list[str] = field(default_factory=list)
     bad_in_row: int = 0
     end: str | None = None
+    # What the walk knows of what is left, for the progress line (nothing here changes a rule):
+    last_page: int | None = None  # the source's last page number, once a page named it
+    new_links: int = 0  # article links read that were not known before this run
 
     @property
     def ended(self) -> bool:
@@ -79,6 +82,16 @@ class Walk:
     @property
     def complete(self) -> bool:
         return self.end in COMPLETE_ENDS and not self.failures
+
+    @property
+    def pages_left(self) -> int | None:
+        """Pages still to fetch, or None while the walk cannot tell: its source named no last page, or it
+        is incremental and stops at the first page of known articles, wherever that is."""
+        if self.ended:
+            return 0
+        if self.last_page is None or not self.walks_on:
+            return None
+        return max(0, min(self.last_page, self.max_pages) - self.pages_read - len(self.failures))
 
     @property
     def walks_on(self) -> bool:
@@ -107,6 +120,7 @@ class Walk:
             repeated = Step(None, "repeated_page", f"every article of {page.url} was on an earlier page of this walk; skipped")
             return self._bad(page, repeated, next_url, read=True)
         self.seen.update(article_urls)
+        self.new_links += new
         self.bad_in_row = 0
         if not new and not self.walks_on:
             return self._end(CAUGHT_UP)

@@ -9,12 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from crawler.urls import listing_page_number, listing_page_url
-from crawler.walks import END_OF_PAGES, PAGINATION_LOOP, Page, Walk
+from crawler.walks import END_OF_PAGES, PAGINATION_LOOP, Page, Step, Walk
 
 
 @dataclass
 class ListingWalk(Walk):
     first_url: str = ""  # the section's page 1, as the channel navigation links it
+
+    def read(self, page: Page, article_urls: list[str], new: int, next_url: str | None = None,
+             last_page: int | None = None) -> Step:
+        """As Walk.read; ``last_page``: the listing's last page number, as this page's pagination names it."""
+        if last_page:
+            self.last_page = max(last_page, self.last_page or 0)
+        return super().read(page, article_urls, new, next_url)
 
     def first(self) -> Page:
         return Page(1, self.first_url)
