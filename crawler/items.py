@@ -45,3 +45,12 @@ class ArticleItem:
     warc: list[dict] = field(default_factory=list)
     # The crawler's version that read the line: a downstream archive knows which lines a parser fix may correct.
     parser_version: str = PARSER_VERSION
+
+
+@dataclass
+class ArchivedArticleItem(ArticleItem):
+    """An article read from a public web archive's captures (crawler/walks/cdx.py): the same line as one
+    read from the live host (``url`` is the original legacy URL), plus where each page came from."""
+
+    # For each page, in page order: {"url": the replay URL read, "timestamp": the capture's 14-digit UTC timestamp}.
+    archived_from: list[dict] = field(default_factory=list)

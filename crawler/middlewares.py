@@ -159,6 +159,8 @@ class RedirectGuardMiddleware:
     def from_crawler(cls, crawler):
         urls = [crawler.settings.get(name) or "" for name in ("THEORY_BASE_URL", "THEORY_CHANNEL_URL")]
         article_hosts = {host.strip().lower() for host in crawler.settings.getlist("THEORY_ARTICLE_HOSTS") if host.strip()}
+        if "archive" in (crawler.settings.get("THEORY_LEGACY_SOURCE") or ""):  # a replay may redirect to its closest capture
+            urls += [crawler.settings.get(name) or "" for name in ("THEORY_ARCHIVE_CDX_URL", "THEORY_ARCHIVE_REPLAY_URL")]
         return cls({host_of(url) for url in urls if url} | article_hosts)
 
     def process_response(self, request, response, spider=None):

@@ -128,6 +128,8 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.EncodingRepairMiddleware": 585,
     # 560 > RetryMiddleware's 550: sees every try's connection failure, and stops a dead host's retries.
     "crawler.middlewares.HostBreakerMiddleware": 560,
+    # 555 > RetryMiddleware's 550: retries a public archive's 429 and 5xx after a wait (Retry-After), not at once.
+    "crawler.archive.ArchiveRetryMiddleware": 555,
     # 610 > RedirectMiddleware's 600: sees each redirect before it is followed (see the class).
     "crawler.middlewares.RedirectGuardMiddleware": 610,
     # 950: above every middleware that changes a response: captures the bytes as they came over the wire.

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from crawler.walks.cdx import (
-    DONE, QUERY_CAP, Answer, Capture, CdxWalk, Query, first_page_capture, later_page_capture, parse_answer, since_for,
+    DONE, QUERY_CAP, Answer, Capture, CdxWalk, Query, article_prefix, first_page_capture, later_page_capture, parse_answer, section_prefixes, since_for,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cdx"
@@ -79,7 +79,7 @@ def test_query_url(query, since, expected):
 
 
 def test_wayback_resume_keys_are_followed_until_the_answer_has_none():
-    walk = CdxWalk("theory.workercn.cn", ["241", "252"], limit=4, this_year=2026)
+    walk = CdxWalk(section_prefixes("theory.workercn.cn", ["241", "252"]), limit=4, this_year=2026)
     query = walk.first()
     assert query == Query("theory.workercn.cn/241/")
     step = walk.read(query, answer("wayback_241_first.json"))
@@ -101,7 +101,7 @@ def test_wayback_resume_keys_are_followed_until_the_answer_has_none():
 
 
 def test_a_pywb_answer_at_the_limit_is_asked_again_year_by_year():
-    walk = CdxWalk("127.0.0.1:8000", ["241"], limit=3, this_year=2016)
+    walk = CdxWalk(section_prefixes("127.0.0.1:8000", ["241"]), limit=3, this_year=2016)
     query = walk.first()
     step = walk.read(query, answer("pywb_241.jsonl"))
     assert step.event == "split_by_year"
@@ -114,7 +114,7 @@ def test_a_pywb_answer_at_the_limit_is_asked_again_year_by_year():
 
 
 def test_a_year_still_over_the_limit_leaves_the_walk_incomplete():
-    walk = CdxWalk("127.0.0.1:8000", ["241"], limit=3, this_year=2014)
+    walk = CdxWalk(section_prefixes("127.0.0.1:8000", ["241"]), limit=3, this_year=2014)
     walk.read(walk.first(), answer("pywb_241.jsonl"))
     step = walk.read(Query("127.0.0.1:8000/241/", 2014), answer("pywb_241.jsonl"))
     assert step.event == "limit_reached" and step.next is None
@@ -123,7 +123,7 @@ def test_a_year_still_over_the_limit_leaves_the_walk_incomplete():
 
 
 def test_a_cut_answer_keeps_its_whole_lines_and_leaves_the_walk_incomplete():
-    walk = CdxWalk("127.0.0.1:8000", ["241", "252"], this_year=2026)
+    walk = CdxWalk(section_prefixes("127.0.0.1:8000", ["241", "252"]), this_year=2026)
     step = walk.read(walk.first(), answer("pywb_241_cut.jsonl"))
     assert step.event == "cut_answer" and step.next == Query("127.0.0.1:8000/252/")
     walk.read(step.next, Answer([]))
@@ -133,7 +133,7 @@ def test_a_cut_answer_keeps_its_whole_lines_and_leaves_the_walk_incomplete():
 
 
 def test_failed_and_refused_queries():
-    walk = CdxWalk("h", ["241", "252", "253"], this_year=2026)
+    walk = CdxWalk(section_prefixes("h", ["241", "252", "253"]), this_year=2026)
     step = walk.failed(walk.first(), "http_503")
     assert step.next == Query("h/252/")
     assert walk.refused().next is None
@@ -141,7 +141,7 @@ def test_failed_and_refused_queries():
 
 
 def test_the_query_cap_bounds_a_server_that_resumes_forever():
-    walk = CdxWalk("h", ["241"], max_queries=3, this_year=2026)
+    walk = CdxWalk(section_prefixes("h", ["241"]), max_queries=3, this_year=2026)
     step = walk.read(walk.first(), Answer([], resume_key="k"))
     step = walk.read(step.next, Answer([], resume_key="k"))
     step = walk.read(step.next, Answer([], resume_key="k"))
@@ -199,3 +199,7 @@ def test_replay_url_is_raw_mode():
     assert capture.replay_url("https://web.archive.org/web/") == (
         "https://web.archive.org/web/20151107083012id_/http://theory.workercn.cn/241/201511/06/151106114633189.shtml"
     )
+
+
+def test_article_prefix_matches_every_page_of_one_article():
+    assert article_prefix("http://127.0.0.1:8000/241/201511/06/151106114633189.shtml") == "127.0.0.1:8000/241/201511/06/151106114633189"

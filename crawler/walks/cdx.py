@@ -203,8 +203,7 @@ class CdxStep:
 class CdxWalk:
     """The CDX queries of one run, one section prefix after another, and every article capture they gave."""
 
-    host: str  # the legacy host as the archive knows it (host[:port])
-    sections: list[str]
+    prefixes: list[str]  # host/section/ (a full walk), host/ (an incremental one), host/path/id (one article)
     since: str | None = None  # 14-digit timestamp: only captures from then on (incremental runs)
     this_year: int = field(default_factory=lambda: datetime.now(timezone.utc).year)
     limit: int = CDX_LIMIT
@@ -217,7 +216,7 @@ class CdxWalk:
     _queue: deque = field(default_factory=deque)
 
     def __post_init__(self) -> None:
-        self._queue.extend(Query(f"{self.host}/{section}/") for section in self.sections)
+        self._queue.extend(Query(prefix) for prefix in self.prefixes)
 
     @property
     def ended(self) -> bool:
@@ -290,6 +289,18 @@ class CdxWalk:
             match = ARTICLE_PATH.match(urlsplit(url).path)
             pages.setdefault(canonical_article_url(url), {})[int(match["page"] or 1)] = sorted(captures)
         return {url: numbered for url, numbered in pages.items() if 1 in numbered}
+
+
+def section_prefixes(host: str, sections: list[str]) -> list[str]:
+    """The prefix of each legacy section on ``host`` (host[:port]): one query each, so no answer holds the whole host."""
+    return [f"{host}/{section}/" for section in sections]
+
+
+def article_prefix(page1_url: str) -> str:
+    """The prefix of every page of one article: ``host/241/201511/06/151106114633189`` matches
+    ``….shtml`` and ``…_2.shtml``."""
+    parts = urlsplit(page1_url)
+    return f"{parts.netloc}{parts.path.removesuffix('.shtml')}"
 
 
 def since_for(latest_seen: str | None) -> str | None:
