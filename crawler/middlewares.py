@@ -29,6 +29,7 @@ from w3lib.url import safe_url_string
 from crawler.capture import Capture
 from crawler.pipelines import OutputError, OutputFailure
 from crawler.urls import host_of
+from crawler.walks.cdx import replay_timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +259,8 @@ class WarcCaptureMiddleware:
             return response
         try:
             ref = self.capture.record(request, response)
+            if request.meta.get("archive_original"):  # a public archive's replay (crawler/spiders/archive.py)
+                self.capture.record_origin(ref, response.url, request.meta["archive_original"], replay_timestamp(response.url))
         except OSError as error:
             self.output_failure(OutputError(self.capture.warc_dir, error))
             return response

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft7Validator
+from warcio.archiveiterator import ArchiveIterator
 
 from conftest import SHARED_SITE, SHARED_CURRENT_SITE, MirrorServer, latest_run_report, load_expected, read_jsonl, run_crawl
 from crawl_helpers import assert_complete_once
@@ -110,6 +111,29 @@ def archived_legacy_host(tmp_path_factory):
     archive.stop()
 
 
+def assert_replays_name_their_capture(data_dir: Path, rows: list[dict], replay_url: str) -> None:
+    """Each replay's response record has the replay URL as its target, and a metadata record concurrent with
+    it names the original URL and the capture's timestamp."""
+    responses, origins = {}, {}
+    for path in sorted((data_dir / "warc").glob("*.warc.gz")):
+        with open(path, "rb") as stream:
+            for record in ArchiveIterator(stream):
+                headers = record.rec_headers
+                if record.rec_type == "response":
+                    responses[headers.get_header("WARC-Record-ID")] = headers.get_header("WARC-Target-URI")
+                elif record.rec_type == "metadata":
+                    fields = dict(
+                        line.split(": ", 1) for line in record.content_stream().read().decode("utf-8").splitlines() if line
+                    )
+                    origins[headers.get_header("WARC-Concurrent-To")] = (headers.get_header("WARC-Target-URI"), fields)
+    for row in rows:
+        for number, (page, ref) in enumerate(zip(row["archived_from"], row["warc"]), 1):
+            assert responses[ref["record_id"]] == page["url"]
+            target, fields = origins[ref["record_id"]]
+            assert target == page["url"]
+            assert fields == {"original-url": article_page_url(row["url"], number), "capture-timestamp": page["timestamp"]}
+
+
 def test_archive_mode_rebuilds_every_legacy_article_from_the_archive_alone(archived_legacy_host, tmp_path):
     legacy_url, archive = archived_legacy_host
     expected = load_expected(SHARED_SITE)
@@ -129,6 +153,8 @@ def test_archive_mode_rebuilds_every_legacy_article_from_the_archive_alone(archi
             assert re.fullmatch(r"\d{14}", page["timestamp"])
             assert page["url"] == f"{archive.replay_url}{page['timestamp']}id_/{article_page_url(row['url'], number)}"
         assert len(row["warc"]) == row["page_count"]
+
+    assert_replays_name_their_capture(data_dir, rows, archive.replay_url)
 
     report = latest_run_report(data_dir)
     assert report["exit_status"] == 0

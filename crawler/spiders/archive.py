@@ -10,7 +10,6 @@ Which capture each page is read from is decided by the pure functions of crawler
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 import scrapy
@@ -24,7 +23,7 @@ from crawler.readers import legacy
 from crawler.urls import LEGACY, article_id, host_of, layout_of
 from crawler.walks.cdx import (
     Capture, CdxStep, CdxWalk, Query, article_prefix, first_page_capture, later_page_capture, parse_answer,
-    section_prefixes, since_for,
+    replay_timestamp, section_prefixes, since_for,
 )
 
 # The sections of the legacy site (2014–2020, no longer changing): one CDX query each in a full walk.
@@ -36,7 +35,6 @@ ARCHIVE_WALK = "archive"
 CDX_PRIORITY = 0
 REPLAY_PRIORITY = 10
 REPLAY_NEXT_PAGE_PRIORITY = 20
-REPLAY_TIMESTAMP = re.compile(r"/(\d{14})id_/")
 
 
 class ArchiveSource:
@@ -192,7 +190,7 @@ class ArchiveSource:
             errback=self.replay_failed,
             cb_kwargs={"pages": pages, "first": first},
             priority=REPLAY_NEXT_PAGE_PRIORITY if pages else REPLAY_PRIORITY,
-            meta={**ARCHIVE_META, "article_url": url, "archive_capture": capture},
+            meta={**ARCHIVE_META, "article_url": url, "archive_capture": capture, "archive_original": capture.url},
         )
 
     def parse_archived(self, response, pages: list[ArticlePage], first: Capture):
@@ -206,7 +204,7 @@ class ArchiveSource:
             self.state.record_failure(article_id(url), url, "archive_not_html", self.max_attempts)
             return
         # Read as the page it captured: its links, images and section are the original URL's.
-        timestamp = (REPLAY_TIMESTAMP.search(response.url) or [None, capture.timestamp])[1]
+        timestamp = replay_timestamp(response.url) or capture.timestamp
         original = response.replace(url=capture.url)
         try:
             page = legacy.read_article_page(original)
@@ -261,7 +259,7 @@ class ArchiveSource:
             return None
         return scrapy.Request(
             Capture(item.archived_from[0]["timestamp"], url).replay_url(self.replay_url), callback, errback=errback,
-            priority=priority, meta={**ARCHIVE_META, "image_url": url},
+            priority=priority, meta={**ARCHIVE_META, "image_url": url, "archive_original": url},
         )
 
     # --- live,archive: one article the live host no longer has ---

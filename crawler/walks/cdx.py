@@ -21,6 +21,7 @@ No Scrapy here: the walk is told what each answer was and says which query comes
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -309,6 +310,15 @@ def since_for(latest_seen: str | None) -> str | None:
         return None
     start = datetime.strptime(latest_seen, "%Y%m%d%H%M%S") - INDEX_LAG
     return start.strftime("%Y%m%d%H%M%S")
+
+
+REPLAY_TIMESTAMP = re.compile(r"/(\d{14})id_/")
+
+
+def replay_timestamp(replay_url: str) -> str | None:
+    """The capture's timestamp in a raw-mode replay URL (after a redirect, the capture the archive chose)."""
+    match = REPLAY_TIMESTAMP.search(replay_url)
+    return match[1] if match else None
 
 
 # --- which capture of each page an article is read from ---
