@@ -6,6 +6,7 @@ after page 1. The legacy host itself is never contacted (port 9, nothing listens
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,7 @@ import pytest
 
 from conftest import latest_run_report, load_expected, read_jsonl, run_crawl
 from crawl_helpers import state_rows
+from fixture_server import FixtureServer
 from crawler.urls import article_page_url
 
 LEGACY_URL = "http://127.0.0.1:9/"
@@ -188,3 +190,29 @@ def test_page_2_archived_years_after_page_1_leaves_the_article_owed_not_short(sh
     assert again.returncode == 0, again.stderr[-3000:]
     (row,) = [row for row in read_jsonl(tmp_path / "data" / "articles.jsonl") if row["article_id"] == split["article_id"]]
     assert row["page_count"] == 2 and [page["timestamp"] for page in row["archived_from"]] == [CAPTURED, YEARS_LATER]
+
+
+def test_live_then_archive_reads_an_article_the_live_host_no_longer_has(shared_site, section_241, tmp_path):
+    """live,archive with the legacy host up: an article it answers 404 for is looked up in the archive's
+    index and read from its capture; the rest comes from the live host."""
+    www = Path(shutil.copytree(shared_site / "www", tmp_path / "www"))
+    gone = next(row for row in section_241 if row["page_count"] == 1)
+    (www / gone["url"].lstrip("/")).unlink()
+    with FixtureServer(www) as live:
+        base = live.url.rstrip("/")
+        captures = [(CAPTURED, article_page_url(base + row["url"], 1)) for row in section_241 if row["page_count"] == 1]
+        with FakeArchive(shared_site / "www", captures) as archive:
+            result = run_crawl(live.url, tmp_path / "data", "sections=241", **{**archive.settings(), "THEORY_LEGACY_SOURCE": "live,archive"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = read_jsonl(tmp_path / "data" / "articles.jsonl")
+    expected = load_expected(shared_site)
+    group = {row["article_id"]: row["duplicate_of"] or row["article_id"] for row in expected}
+    assert sorted(group[row["article_id"]] for row in rows) == sorted({group[row["article_id"]] for row in expected if "241" in row["listed_in"]})
+    (archived,) = [row for row in rows if "archived_from" in row]
+    assert archived["article_id"] == gone["article_id"] and archived["url"] == base + gone["url"]
+    assert archived["archived_from"] == [{"url": f"{archive.url}{CAPTURED}id_/{base}{gone['url']}", "timestamp": CAPTURED}]
+    # One lookup of that article's prefix, one replay; nothing else asked of the archive.
+    assert archive.requests == {"cdx": 1, "replay": 1}
+    report = latest_run_report(tmp_path / "data")
+    assert report["article_failures"] == {"http_404": 1}
+    assert report["archive"]["article_lookups"] == 1
