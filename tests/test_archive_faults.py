@@ -216,3 +216,23 @@ def test_live_then_archive_reads_an_article_the_live_host_no_longer_has(shared_s
     report = latest_run_report(tmp_path / "data")
     assert report["article_failures"] == {"http_404": 1}
     assert report["archive"]["article_lookups"] == 1
+
+
+def test_after_an_incomplete_walk_the_next_run_walks_the_index_in_full(shared_site, section_241, tmp_path):
+    data_dir = tmp_path / "data"
+    with FakeArchive(shared_site / "www", captures_of(section_241)) as archive:
+        first = crawl(archive, data_dir, "revisit=0")  # a full walk: one query per section
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert archive.requests["cdx"] == 6
+        archive.cut = True
+        cut = crawl(archive, data_dir, "revisit=0")  # incremental: one query for the host, cut short
+        assert cut.returncode == 4, cut.stderr[-3000:]
+        assert archive.requests["cdx"] == 7
+        archive.cut = False
+        again = crawl(archive, data_dir, "revisit=0")
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert archive.requests["cdx"] == 13
+        assert latest_run_report(data_dir)["incomplete_walks"] == {}
+        whole = crawl(archive, data_dir, "revisit=0")  # complete again: incremental again
+        assert whole.returncode == 0 and archive.requests["cdx"] == 14
+    assert written_ids(data_dir) == {row["article_id"] for row in section_241}

@@ -155,6 +155,8 @@ class ArchiveSource:
         else:
             failed = [f"{prefix} ({reason})" for prefix, reason in walk.failures] or [f"stopped ({walk.end})"]
             self.crawler.stats.set_value(f"theory/walk/incomplete/{walk.source}", failed)
+            if walk.source == ARCHIVE_WALK:
+                self.state.set_meta(LATEST_CAPTURE, "")  # the next run walks the index in full again
             self.logger.error(
                 "archive: the walk of its index is incomplete (%s); the articles it found are read, the rest is"
                 " looked for again next run", ", ".join(failed),
