@@ -236,3 +236,28 @@ def test_after_an_incomplete_walk_the_next_run_walks_the_index_in_full(shared_si
         whole = crawl(archive, data_dir, "revisit=0")  # complete again: incremental again
         assert whole.returncode == 0 and archive.requests["cdx"] == 14
     assert written_ids(data_dir) == {row["article_id"] for row in section_241}
+
+
+def test_a_removed_event_names_the_latest_archived_copy_in_live_archive_mode(shared_site, section_241, tmp_path):
+    www = Path(shutil.copytree(shared_site / "www", tmp_path / "www"))
+    gone = next(row for row in section_241 if row["page_count"] == 1)
+    kept = next(row for row in section_241 if row["page_count"] == 1 and row is not gone)
+    data_dir = tmp_path / "data"
+    with FixtureServer(www) as live:
+        base = live.url.rstrip("/")
+        captures = [
+            (CAPTURED, base + gone["url"]), (YEARS_LATER, base + gone["url"]), (CAPTURED, base + kept["url"]),
+        ]
+        with FakeArchive(shared_site / "www", captures) as archive:
+            settings = {**archive.settings(), "THEORY_LEGACY_SOURCE": "live,archive"}
+            first = run_crawl(live.url, data_dir, "sections=241", **settings)
+            assert first.returncode == 0, first.stderr[-3000:]
+            assert archive.requests["cdx"] == 0  # the live host had everything
+            (www / gone["url"].lstrip("/")).unlink()
+            for _ in range(2):  # THEORY_REMOVAL_CONFIRMATIONS runs in a row
+                run = run_crawl(live.url, data_dir, "sections=241", **settings)
+                assert run.returncode == 0, run.stderr[-3000:]
+    (event,) = read_jsonl(data_dir / "changes.jsonl")
+    assert event["event"] == "removed" and event["article_id"] == gone["article_id"]
+    assert event["archived_copy"] == f"{archive.url}{YEARS_LATER}id_/{base}{gone['url']}"
+    assert archive.requests["cdx"] == 2 and archive.requests["replay"] == 0

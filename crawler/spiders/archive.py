@@ -20,6 +20,7 @@ from crawler.archive import ARCHIVE_META, ARCHIVE_SLOT, ArchiveRefused
 from crawler.items import ArchivedArticleItem
 from crawler.loaders import ArticlePage, load_article
 from crawler.readers import legacy
+from crawler.revisions import REMOVED, RevisitResult
 from crawler.urls import LEGACY, article_id, host_of, layout_of
 from crawler.walks.cdx import (
     Capture, CdxStep, CdxWalk, Query, article_prefix, first_page_capture, later_page_capture, parse_answer,
@@ -35,6 +36,7 @@ ARCHIVE_WALK = "archive"
 CDX_PRIORITY = 0
 REPLAY_PRIORITY = 10
 REPLAY_NEXT_PAGE_PRIORITY = 20
+REVISIT_PRIORITY = -10  # as the revisits' own
 
 
 class ArchiveSource:
@@ -263,6 +265,37 @@ class ArchiveSource:
             Capture(item.archived_from[0]["timestamp"], url).replay_url(self.replay_url), callback, errback=errback,
             priority=priority, meta={**ARCHIVE_META, "image_url": url, "archive_original": url},
         )
+
+    # --- live,archive: removed articles and their archived copy ---
+
+    def with_archived_copy(self, result: RevisitResult) -> list:
+        """A revisit that found a legacy article removed, in live,archive mode: first the archive's latest
+        capture of it, which the removed event names as ``archived_copy`` when it is confirmed."""
+        if result.verdict != REMOVED or not (self.uses_archive and self.legacy_live) or layout_of(result.url) != LEGACY:
+            return [result]
+        query = Query(article_prefix(result.url) + ".shtml")  # page 1 only
+        self.crawler.stats.inc_value("theory/archive/archived_copy_lookups")
+        return [scrapy.Request(
+            query.url(self.cdx_url), self.parse_archived_copy, errback=self.archived_copy_failed,
+            cb_kwargs={"result": result}, priority=REVISIT_PRIORITY, dont_filter=True, meta=dict(ARCHIVE_META),
+        )]
+
+    def parse_archived_copy(self, response, result: RevisitResult):
+        try:
+            answer = parse_answer(response.body)
+        except (ValueError, UnicodeDecodeError) as error:
+            self.logger.warning("archive: no archived copy of %s: the CDX answer is not one (%s)", result.url, error)
+            return [result]
+        latest = first_page_capture([c for c in answer.captures if urlsplit(c.url).path == urlsplit(result.url).path], "latest")
+        if latest is not None:
+            result.archived_copy = latest.replay_url(self.replay_url)
+        return [result]
+
+    def archived_copy_failed(self, failure):
+        """The removal is judged all the same; only its archived copy is not named."""
+        result = failure.request.cb_kwargs["result"]
+        self.logger.warning("archive: the archived copy of %s could not be looked up: %s", result.url, failure.value)
+        return [result]
 
     # --- live,archive: one article the live host no longer has ---
 

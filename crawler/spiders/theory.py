@@ -300,11 +300,11 @@ class TheorySpider(ArchiveSource, scrapy.Spider):
             return [RevisitResult(id_, url, UNKNOWN, status=response.status, reason=f"page_{number}_http_{response.status}")]
         verdict = classify(response.status, target, url, page) if number == 1 else (PRESENT if page else UNKNOWN)
         if verdict != PRESENT or page is None:
-            return [RevisitResult(
+            return self.with_archived_copy(RevisitResult(
                 id_, url, verdict, status=response.status, redirect_target=target,
                 reason=None if verdict != UNKNOWN else ("not_html" if response.status == 200 else f"http_{response.status}"),
                 phrase=not_found_phrase(page),
-            )]
+            ))
         validators = {**validators, page_key(article_page_url(url, number)): [
             header.decode("latin-1") if header else None
             for header in (response.headers.get("ETag"), response.headers.get("Last-Modified"))
