@@ -28,3 +28,21 @@ NOW = datetime(2026, 12, 6, 3, 0, 0, tzinfo=timezone.utc)
 )
 def test_retry_wait(retry_after, tries, wait):
     assert retry_wait(retry_after, tries, now=NOW) == wait
+
+
+@pytest.mark.parametrize("delay, expected", [(None, 1.0), ("0", 0.0), ("2.5", 2.5)])
+def test_the_archive_has_a_download_slot_of_its_own(delay, expected):
+    """One request at a time, THEORY_ARCHIVE_DELAY apart, whatever DOWNLOAD_DELAY and AutoThrottle do."""
+    from scrapy.settings import Settings
+
+    from crawler import settings as project_settings
+    from crawler.archive import ARCHIVE_META, ARCHIVE_SLOT
+    from crawler.spiders.theory import TheorySpider
+
+    settings = Settings()
+    settings.setmodule(project_settings)
+    if delay is not None:
+        settings.set("THEORY_ARCHIVE_DELAY", delay, priority="cmdline")
+    TheorySpider.update_settings(settings)
+    assert settings.getdict("DOWNLOAD_SLOTS")[ARCHIVE_SLOT] == {"concurrency": 1, "delay": expected, "jitter": 0}
+    assert ARCHIVE_META["download_slot"] == ARCHIVE_SLOT and ARCHIVE_META["autothrottle_dont_adjust_delay"] is True
