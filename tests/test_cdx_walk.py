@@ -69,6 +69,7 @@ def params(query: Query, **kwargs) -> list[tuple[str, str]]:
         (Query("theory.workercn.cn/241/", 2016), None, [("from", "20160101000000"), ("to", "20161231235959")]),
         (Query("theory.workercn.cn/241/", 2016), "20160601000000", [("from", "20160601000000"), ("to", "20161231235959")]),
         (Query("theory.workercn.cn/241/", resume_key="k%2C1"), None, [("resumeKey", "k%2C1")]),
+        (Query("theory.workercn.cn/241/", resume_key="k"), "20250101000000", [("from", "20250101000000"), ("resumeKey", "k")]),
     ],
 )
 def test_query_url(query, since, expected):

@@ -103,7 +103,8 @@ class ArchiveSource:
 
     def cdx_request(self, walk: CdxWalk, query: Query) -> scrapy.Request:
         return scrapy.Request(
-            query.url(self.cdx_url, since=None if query.resume_key else walk.since, limit=walk.limit),
+            # A resumed query keeps every parameter of the first one (the Wayback API's rule), its `from` too.
+            query.url(self.cdx_url, since=walk.since, limit=walk.limit),
             self.parse_cdx,
             errback=self.cdx_failed,
             cb_kwargs={"source": walk.source, "query": query},
