@@ -75,6 +75,13 @@ class Capture:
             date=datetime.now(timezone.utc),
         )
 
+    def record_origin(self, ref: RecordRef, url: str, original_url: str, timestamp: str) -> None:
+        """For a web archive's replay: a metadata record naming the page it captured and when."""
+        self.writer.write_metadata(
+            url=url, concurrent_to=ref.record_id, date=datetime.now(timezone.utc),
+            fields={"original-url": original_url, "capture-timestamp": timestamp},
+        )
+
     def sync(self) -> None:
         self.writer.sync()
 

@@ -51,6 +51,42 @@ def _data_dir(settings) -> None:
         raise UsageError(f"THEORY_DATA_DIR={value!r}: {existing} is not writable", print_help=False)
 
 
+LEGACY_SOURCES = ("live", "archive", "live,archive")
+ARCHIVE_CAPTURES = ("earliest", "latest")
+
+
+def legacy_sources(settings) -> frozenset[str]:
+    """THEORY_LEGACY_SOURCE as a set of sources: {"live"}, {"archive"} or both (spaces and order do not matter)."""
+    return frozenset(part.strip().lower() for part in str(settings.get("THEORY_LEGACY_SOURCE") or "").split(",") if part.strip())
+
+
+def _archive(settings) -> None:
+    sources = legacy_sources(settings)
+    if not sources or not sources <= {"live", "archive"}:
+        raise UsageError(
+            f"THEORY_LEGACY_SOURCE={settings.get('THEORY_LEGACY_SOURCE')!r} is not one of {', '.join(LEGACY_SOURCES)}",
+            print_help=False,
+        )
+    capture = settings.get("THEORY_ARCHIVE_CAPTURE")
+    if capture not in ARCHIVE_CAPTURES:
+        raise UsageError(f"THEORY_ARCHIVE_CAPTURE={capture!r} is not earliest or latest", print_help=False)
+    _number(settings, "THEORY_ARCHIVE_MAX_SKEW_DAYS", float, 0)
+    _number(settings, "THEORY_ARCHIVE_DELAY", float, 0)
+    if "archive" in sources:
+        for name in ("THEORY_ARCHIVE_CDX_URL", "THEORY_ARCHIVE_REPLAY_URL"):
+            value = (settings.get(name) or "").strip()
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise UsageError(f"{name}={value!r} is not an http(s) URL, and THEORY_LEGACY_SOURCE names the archive", print_help=False)
+        if not (settings.get("THEORY_ARCHIVE_REPLAY_URL") or "").endswith("/"):
+            raise UsageError(
+                f"THEORY_ARCHIVE_REPLAY_URL={settings.get('THEORY_ARCHIVE_REPLAY_URL')!r} must end with / (the timestamp is appended to it)",
+                print_help=False,
+            )
+        if not settings.get("THEORY_BASE_URL"):
+            raise UsageError("THEORY_LEGACY_SOURCE names the archive but THEORY_BASE_URL (the legacy host it archived) is empty", print_help=False)
+
+
 def check(settings, spider_arguments: dict[str, str]) -> None:
     """Raise UsageError, with one line that names the culprit, if the run cannot work as configured."""
     unknown = sorted(set(spider_arguments) - set(SPIDER_ARGUMENTS))
@@ -86,4 +122,5 @@ def check(settings, spider_arguments: dict[str, str]) -> None:
     _number(settings, "THEORY_MAX_PARSE_FAILURE_RATIO", float, 0, 1)
     _number(settings, "THEORY_MIN_PARSE_FAILURES", int, 1)
     _number(settings, "THEORY_FIELD_WINDOW", int, 1)
+    _archive(settings)
     _data_dir(settings)

@@ -109,6 +109,10 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
         "layout_alarms": _with_prefix(stats, "theory/layout/"),
         # site -> field -> share of the last THEORY_FIELD_WINDOW written articles that carry it (crawler/drift.py)
         "field_shares": _field_shares(stats),
+        # Where the legacy articles came from (THEORY_LEGACY_SOURCE: live, archive, live,archive), and what the
+        # archive gave: CDX queries, captures, replays, articles read, retries, refusals (crawler/spiders/archive.py)
+        "legacy_source": stats.get("theory/legacy_source", "live"),
+        "archive": _with_prefix(stats, "theory/archive/"),
         "recovered_lines": stats.get("theory/recovered_lines", 0),
         "recovery": _with_prefix(stats, "theory/recovery/"),
         # Times of the state that were ahead of this run's clock, treated as now: the last full walk's, and

@@ -60,3 +60,12 @@ class ContentDuplicate:
     kept_article_id: str  # the copy written to articles.jsonl, the first one seen
     content_hash: str
     detected_at: str  # ISO 8601, UTC
+
+
+@dataclass
+class ArchivedArticleItem(ArticleItem):
+    """An article read from a public web archive's captures (crawler/walks/cdx.py): the same line as one
+    read from the live host (``url`` is the original legacy URL), plus where each page came from."""
+
+    # For each page, in page order: {"url": the replay URL read, "timestamp": the capture's 14-digit UTC timestamp}.
+    archived_from: list[dict] = field(default_factory=list)

@@ -95,6 +95,8 @@ class ArticlePage:
     channel_name: str | None = None
     # The page's response record in the WARC files, when the crawl captures them.
     warc: dict | None = None
+    # Read from a web archive's capture: {"url": replay URL, "timestamp": 14-digit capture time}.
+    archived_from: dict | None = None
 
 
 def load_article(pages: list[ArticlePage], section_name_fallback: str | None = None) -> ArticleItem:

@@ -14,6 +14,8 @@ the alert on ``theory_crawler_last_success_timestamp_seconds``. The metrics:
 - ``theory_crawler_last_run_failures{kind, reason}``: ``kind`` is ``start``, ``article``, ``listing`` or ``feed``
   (one series per reason: ``http_404``, ``timeout``, ``too_large``...), ``duplicate`` (reason ``url`` or ``content``),
   ``rejected`` or ``parse`` (reason ``""``);
+- ``theory_crawler_last_run_archive{source, count}``: with THEORY_LEGACY_SOURCE naming the archive (``source`` is
+  ``archive`` or ``live,archive``), what it gave: ``cdx_queries``, ``captures``, ``replays``, ``articles_read``, ``retries``;
 - ``theory_crawler_field_share{site, field}``: the share of the last ``THEORY_FIELD_WINDOW`` articles written
   on the site that carry the optional field (``source``, ``authors``, ``editor``, ``images``, ``published_time``),
   so that a dashboard shows a template drifting (crawler/drift.py).
@@ -148,6 +150,15 @@ def build_registry(
             field_share.labels(site, field).set(share)
     failures.labels("rejected", "").set(report["rejected"])
     failures.labels("parse", "").set(report["parse_failures"])
+    archive = Gauge(
+        PREFIX + "last_run_archive",
+        "What a public web archive gave the last run (THEORY_LEGACY_SOURCE), by source and count: cdx_queries,"
+        " captures, replays, articles_read, retries.",
+        ["source", "count"], registry=registry,
+    )
+    for count in ("cdx_queries", "captures", "replays", "articles_read", "retries"):
+        if report.get("legacy_source", "live") != "live":
+            archive.labels(report["legacy_source"], count).set(report.get("archive", {}).get(count, 0))
     return registry
 
 

@@ -29,6 +29,7 @@ from w3lib.url import safe_url_string
 from crawler.capture import Capture
 from crawler.pipelines import OutputError, OutputFailure
 from crawler.urls import host_of
+from crawler.walks.cdx import replay_timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +160,8 @@ class RedirectGuardMiddleware:
     def from_crawler(cls, crawler):
         urls = [crawler.settings.get(name) or "" for name in ("THEORY_BASE_URL", "THEORY_CHANNEL_URL")]
         article_hosts = {host.strip().lower() for host in crawler.settings.getlist("THEORY_ARTICLE_HOSTS") if host.strip()}
+        if "archive" in (crawler.settings.get("THEORY_LEGACY_SOURCE") or ""):  # a replay may redirect to its closest capture
+            urls += [crawler.settings.get(name) or "" for name in ("THEORY_ARCHIVE_CDX_URL", "THEORY_ARCHIVE_REPLAY_URL")]
         return cls({host_of(url) for url in urls if url} | article_hosts)
 
     def process_response(self, request, response, spider=None):
@@ -256,6 +259,8 @@ class WarcCaptureMiddleware:
             return response
         try:
             ref = self.capture.record(request, response)
+            if request.meta.get("archive_original"):  # a public archive's replay (crawler/spiders/archive.py)
+                self.capture.record_origin(ref, response.url, request.meta["archive_original"], replay_timestamp(response.url))
         except OSError as error:
             self.output_failure(OutputError(self.capture.warc_dir, error))
             return response

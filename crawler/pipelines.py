@@ -611,6 +611,7 @@ class StoragePipeline(_StatePipeline):
                         "not_found_phrase": result.phrase, "first_seen_failing": failing_since,
                         "confirmed_at": now, "runs": failing_runs,
                     },
+                    **({"archived_copy": result.archived_copy} if result.archived_copy else {}),
                 })
             updates.update(failing_runs=failing_runs, failing_since=failing_since)
         else:

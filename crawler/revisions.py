@@ -89,6 +89,7 @@ class RevisitResult:
     item: ArticleItem | None = None  # the article as it reads now, when it was fetched
     validators: dict[str, list[str | None]] = field(default_factory=dict)
     phrase: str | None = None  # a not-found phrase seen on the page, as evidence
+    archived_copy: str | None = None  # live,archive: the replay URL of the latest archived capture of a removed article
 
 
 def page_key(url: str) -> str:

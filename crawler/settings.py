@@ -61,6 +61,25 @@ THEORY_WARC = True
 THEORY_WARC_MAX_SIZE = 1_000_000_000
 # Fetch (so capture) the images of written articles, each image URL once ever.
 THEORY_CAPTURE_IMAGES = True
+# Public web archives (crawler/walks/cdx.py): the legacy host may be gone, and an article the site removed
+# may survive only there. Where the legacy articles come from: "live" (the legacy host only), "archive"
+# (the archive only; the legacy host is never contacted) or "live,archive" (the host first; the archive
+# for all articles when its start page fails, and for each article that answers 404/410).
+THEORY_LEGACY_SOURCE = "live"
+# A CDX server (the Wayback Machine's https://web.archive.org/cdx/search/cdx, or pywb's http://HOST/<coll>/cdx)
+# and the replay prefix to which "<14-digit timestamp>id_/<original URL>" is appended (raw mode: the bytes
+# as captured, no rewriting): https://web.archive.org/web/, or pywb's http://HOST/<coll>/.
+THEORY_ARCHIVE_CDX_URL = "https://web.archive.org/cdx/search/cdx"
+THEORY_ARCHIVE_REPLAY_URL = "https://web.archive.org/web/"
+# Which capture of an article's page 1 is read: "earliest" is closest to first publication (later ones may
+# show edits, or the site's not-found page); "latest" for the last state the archive saw.
+THEORY_ARCHIVE_CAPTURE = "earliest"
+# Each later page of an article is read from its capture closest in time to page 1's, and only within
+# this many days: pages archived years apart may not belong to the same version; such an article is owed.
+THEORY_ARCHIVE_MAX_SKEW_DAYS = 30
+# Seconds between two requests to the archive, in a download slot of its own: a public archive is a shared
+# service and refuses bursts (429). 0 for an archive of one's own on the local network.
+THEORY_ARCHIVE_DELAY = 1.0
 
 # --- politeness for the live hosts ---
 USER_AGENT = "Mozilla/5.0 (compatible; theory-crawler/1.0; archival crawler of the theory channel of workercn.cn)"
@@ -109,6 +128,8 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.EncodingRepairMiddleware": 585,
     # 560 > RetryMiddleware's 550: sees every try's connection failure, and stops a dead host's retries.
     "crawler.middlewares.HostBreakerMiddleware": 560,
+    # 555 > RetryMiddleware's 550: retries a public archive's 429 and 5xx after a wait (Retry-After), not at once.
+    "crawler.archive.ArchiveRetryMiddleware": 555,
     # 610 > RedirectMiddleware's 600: sees each redirect before it is followed (see the class).
     "crawler.middlewares.RedirectGuardMiddleware": 610,
     # 950: above every middleware that changes a response: captures the bytes as they came over the wire.

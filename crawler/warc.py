@@ -217,6 +217,18 @@ class WarcWriter:
         self._records += 1
         return RecordRef(self._files[-1].name, offset, len(response_member), response_id)
 
+    def write_metadata(self, *, url: str, concurrent_to: str, fields: dict[str, str], date: datetime) -> None:
+        """A ``metadata`` record (``application/warc-fields``) about the response record ``concurrent_to``,
+        right after it in the same file: a public archive's replay says where its bytes came from."""
+        body = "".join(f"{name}: {value}\r\n" for name, value in fields.items()).encode("utf-8")
+        record = self._builder.create_warc_record(
+            url, "metadata", payload=io.BytesIO(body), length=len(body), warc_content_type="application/warc-fields",
+            warc_headers_dict={"WARC-Date": warc_date(date), "WARC-Concurrent-To": concurrent_to},
+        )
+        if self._fh is None:
+            self._open_file()
+        self._append(self._member(record))
+
     # -- files ---------------------------------------------------------------------------------
 
     def _append(self, data: bytes) -> None:

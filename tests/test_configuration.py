@@ -45,6 +45,15 @@ def settings(tmp_path, **changes) -> Settings:
         ({"THEORY_REMOVAL_CONFIRMATIONS": "0"}, {}, "must be at least 1"),
         ({"THEORY_FIELD_WINDOW": "0"}, {}, "THEORY_FIELD_WINDOW='0' must be at least 1"),
         ({"THEORY_FIELD_WINDOW": "x"}, {}, "THEORY_FIELD_WINDOW='x' is not an integer"),
+        ({"THEORY_LEGACY_SOURCE": "wayback"}, {}, "THEORY_LEGACY_SOURCE='wayback' is not one of live, archive, live,archive"),
+        ({"THEORY_LEGACY_SOURCE": ""}, {}, "THEORY_LEGACY_SOURCE='' is not one of"),
+        ({"THEORY_ARCHIVE_CAPTURE": "first"}, {}, "THEORY_ARCHIVE_CAPTURE='first' is not earliest or latest"),
+        ({"THEORY_ARCHIVE_MAX_SKEW_DAYS": "-1"}, {}, "THEORY_ARCHIVE_MAX_SKEW_DAYS='-1' must be at least 0"),
+        ({"THEORY_ARCHIVE_DELAY": "slow"}, {}, "THEORY_ARCHIVE_DELAY='slow' is not a number"),
+        ({"THEORY_LEGACY_SOURCE": "archive", "THEORY_ARCHIVE_CDX_URL": "web.archive.org/cdx"}, {}, "THEORY_ARCHIVE_CDX_URL='web.archive.org/cdx' is not an http(s) URL"),
+        ({"THEORY_LEGACY_SOURCE": "live,archive", "THEORY_ARCHIVE_REPLAY_URL": "ftp://x/"}, {}, "THEORY_ARCHIVE_REPLAY_URL='ftp://x/' is not an http(s) URL"),
+        ({"THEORY_LEGACY_SOURCE": "archive", "THEORY_ARCHIVE_REPLAY_URL": "http://127.0.0.1:9/coll"}, {}, "must end with /"),
+        ({"THEORY_LEGACY_SOURCE": "archive", "THEORY_BASE_URL": "", "THEORY_CHANNEL_URL": "http://127.0.0.1:9/theory/"}, {}, "THEORY_BASE_URL (the legacy host it archived) is empty"),
     ],
 )
 def test_a_bad_setting_or_argument_is_named(tmp_path, changes, arguments, complaint):
@@ -54,6 +63,14 @@ def test_a_bad_setting_or_argument_is_named(tmp_path, changes, arguments, compla
 
 def test_good_settings_pass(tmp_path):
     configuration.check(settings(tmp_path), {"sections": "241,theory", "full": "1", "revisit": "0"})
+
+
+@pytest.mark.parametrize("source", ["live", "archive", "live,archive", "archive, live"])
+def test_archive_settings_pass(tmp_path, source):
+    configuration.check(settings(
+        tmp_path, THEORY_LEGACY_SOURCE=source, THEORY_ARCHIVE_CAPTURE="latest", THEORY_ARCHIVE_DELAY="0",
+        THEORY_ARCHIVE_CDX_URL="http://127.0.0.1:9/coll/cdx", THEORY_ARCHIVE_REPLAY_URL="http://127.0.0.1:9/coll/",
+    ), {})
 
 
 def test_a_data_dir_that_is_a_file_is_refused(tmp_path):

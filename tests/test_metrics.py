@@ -208,3 +208,28 @@ def test_a_run_writes_the_file_and_a_failed_run_keeps_the_last_success(serve_mir
     assert value(metrics, "last_run_failures", kind="start", reason="connection_refused") == 1
     assert value(metrics, "last_run_timestamp_seconds") > success
     assert value(metrics, "last_success_timestamp_seconds") == success
+
+
+def test_the_archive_source_is_named_with_what_it_gave(tmp_path):
+    path = tmp_path / "theory.prom"
+    stats = {
+        **HEALTHY, "theory/exit_status": EXIT_OK, "theory/legacy_source": "live,archive",
+        "theory/archive/cdx_queries": 7, "theory/archive/captures": 352, "theory/archive/replays": 352,
+        "theory/archive/articles_read": 300, "theory/archive/retries": 1,
+    }
+    extension, _ = extension_for(path, stats)
+    extension.started = 1_000_000.0
+    extension.write("finished", 1_000_042.5)
+    archive = {labels: v for (name, labels), v in read_metrics(path).items() if name == "theory_crawler_last_run_archive"}
+    assert archive == {
+        (("count", count), ("source", "live,archive")): number
+        for count, number in (("cdx_queries", 7), ("captures", 352), ("replays", 352), ("articles_read", 300), ("retries", 1))
+    }
+
+
+def test_no_archive_series_when_the_legacy_site_is_crawled_live(tmp_path):
+    path = tmp_path / "theory.prom"
+    extension, _ = extension_for(path, {**HEALTHY, "theory/exit_status": EXIT_OK})
+    extension.started = 1_000_000.0
+    extension.write("finished", 1_000_042.5)
+    assert not [name for name, _ in read_metrics(path) if name == "theory_crawler_last_run_archive"]

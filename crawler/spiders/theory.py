@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 from crawler.loaders import ArticlePage, load_article
 from crawler.middlewares import HostDown, RedirectFailed
 from crawler.readers import current, legacy
+from crawler.spiders.archive import ArchiveSource
 from crawler.revisions import PRESENT, REDIRECTS, UNKNOWN, RevisitResult, classify, not_found_phrase, page_key
 from crawler.state import CrawlLocked, CrawlState
 from crawler.urls import (
@@ -106,7 +107,7 @@ def failure_reason(failure) -> str:
     return failure.type.__name__
 
 
-class TheorySpider(scrapy.Spider):
+class TheorySpider(ArchiveSource, scrapy.Spider):
     name = "theory"
 
     def __init__(self, *args, sections: str | None = None, full: str | None = None, revisit: str | None = None, **kwargs):
@@ -145,6 +146,7 @@ class TheorySpider(scrapy.Spider):
         spider.full_walk_days = settings.getfloat("THEORY_FULL_WALK_DAYS")
         spider.revisit_days = settings.getfloat("THEORY_REVISIT_DAYS")
         spider.revisit_budget = settings.getint("THEORY_REVISIT_BUDGET")
+        spider.setup_archive(settings)  # THEORY_LEGACY_SOURCE: crawler/spiders/archive.py
         # Taken before anything is fetched or written: a second run on the same data dir stops here.
         try:
             spider.state = CrawlState(settings.get("THEORY_DATA_DIR"))
@@ -234,11 +236,17 @@ class TheorySpider(scrapy.Spider):
         if not self.full and self.full_walk_due():
             self.logger.info("walking every listing and feed page this run (a full walk is due every %g days)", self.full_walk_days)
             self.full = True
-        if self.base_url:
+        if self.base_url and self.legacy_live:
             yield self.start_request(LEGACY, self.parse_home)
+        elif self.base_url:
+            for request in self.start_archive_walk("THEORY_LEGACY_SOURCE=archive"):
+                yield request
         if self.channel_url and self.wanted(self.channel_id):
             yield self.start_request(CURRENT, self.parse_channel)
-        owed = [url for url in self.state.pending(self.only_sections) if self.start_urls_by_site.get(layout_of(url))]
+        owed = [
+            url for url in self.state.pending(self.only_sections)
+            if self.start_urls_by_site.get(layout_of(url)) and (self.legacy_live or layout_of(url) != LEGACY)
+        ]
         self.crawler.stats.set_value("theory/articles/owed", len(owed))
         if owed:
             self.logger.info("retrying %d articles owed by earlier runs", len(owed))
@@ -314,11 +322,11 @@ class TheorySpider(scrapy.Spider):
             return [RevisitResult(id_, url, UNKNOWN, status=response.status, reason=f"page_{number}_http_{response.status}")]
         verdict = classify(response.status, target, url, page) if number == 1 else (PRESENT if page else UNKNOWN)
         if verdict != PRESENT or page is None:
-            return [RevisitResult(
+            return self.with_archived_copy(RevisitResult(
                 id_, url, verdict, status=response.status, redirect_target=target,
                 reason=None if verdict != UNKNOWN else ("not_html" if response.status == 200 else f"http_{response.status}"),
                 phrase=not_found_phrase(page),
-            )]
+            ))
         validators = {**validators, page_key(article_page_url(url, number)): [
             header.decode("latin-1") if header else None
             for header in (response.headers.get("ETag"), response.headers.get("Last-Modified"))
@@ -602,11 +610,12 @@ class TheorySpider(scrapy.Spider):
             self.crawler.stats.inc_value("theory/images/offsite", len(item.images) - len(on_site))
         for url in self.state.uncaptured_images(on_site):
             self.crawler.engine.crawl(
-                scrapy.Request(url, self.image_captured, errback=self.image_failed, priority=IMAGE_PRIORITY)
+                self.archived_image_request(item, url, self.image_captured, self.image_failed, IMAGE_PRIORITY)
+                or scrapy.Request(url, self.image_captured, errback=self.image_failed, priority=IMAGE_PRIORITY)
             )
 
     def image_captured(self, response) -> None:
-        self.state.mark_image_captured(response.request.url)
+        self.state.mark_image_captured(response.meta.get("image_url", response.request.url))
         self.crawler.stats.inc_value("theory/images/captured")
 
     def image_failed(self, failure) -> None:
@@ -630,6 +639,9 @@ class TheorySpider(scrapy.Spider):
         reason = failure_reason(failure)
         self.logger.error("%s site: start page %s failed: %s; that site is not crawled this run", site, failure.request.url, reason)
         self.crawler.stats.set_value(f"theory/start_failed/{site}", reason)
+        if site == LEGACY:
+            return self.start_archive_walk(f"the legacy start page failed: {reason}")
+        return []
 
     def article_failed(self, failure):
         url = failure.request.meta["article_url"]
@@ -642,3 +654,6 @@ class TheorySpider(scrapy.Spider):
             url, reason, failure.request.url, "; giving up on it" if given_up else "; it will be tried again next run",
         )
         self.crawler.stats.inc_value(f"theory/article/failed/{reason}")
+        if reason in ("http_404", "http_410") and layout_of(url) == LEGACY:
+            return self.article_from_archive(url)  # live,archive: the archive may still have it
+        return []

@@ -1,0 +1,208 @@
+"""The legacy articles from a public web archive (THEORY_LEGACY_SOURCE), end to end against pywb.
+
+pywb, in a venv of its own (see tests/test_replay.py), serves a collection built from this crawler's own
+WARC capture of the legacy mirror served on 127.0.0.1; the mirror's server is then stopped, so that the
+legacy host is gone and only the archive has its articles."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft7Validator
+from warcio.archiveiterator import ArchiveIterator
+
+from conftest import SHARED_SITE, SHARED_CURRENT_SITE, MirrorServer, latest_run_report, load_expected, read_jsonl, run_crawl
+from crawl_helpers import assert_complete_once
+from crawler.pipelines import load_schema
+from crawler.urls import article_page_url
+from test_replay import PYWB_BIN, free_port
+from test_two_sites import as_expected, group_resolver
+
+COMPARED_FIELDS = [
+    "url", "article_id", "section_id", "section_name", "title", "authors", "source",
+    "published_date", "published_time", "editor", "body", "images", "page_count",
+]
+
+
+def assert_every_field_exact(rows: list[dict], expected: list[dict]) -> None:
+    truth = {row["url"]: row for row in expected}
+    wrong = Counter(
+        field for row in map(as_expected, rows) for field in COMPARED_FIELDS if row[field] != truth[row["url"]][field]
+    )
+    assert not wrong, f"fields that differ from the ground truth: {dict(wrong)}"
+
+
+class Archive:
+    """pywb's `wayback` serving one collection, on a free port of 127.0.0.1."""
+
+    def __init__(self, pywb_bin: Path, root: Path, warcs: list[Path]):
+        root.mkdir()
+        for command in (["wb-manager", "init", "coll"], ["wb-manager", "add", "coll", *map(str, warcs)]):
+            done = subprocess.run([str(pywb_bin / command[0]), *command[1:]], cwd=root, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stdout + done.stderr
+        port = free_port()
+        # Its log goes to a file: a pipe nobody reads fills up and blocks it, one line per request.
+        self.log = open(root / "wayback.log", "w")
+        self.process = subprocess.Popen(
+            [str(pywb_bin / "wayback"), "--bind", "127.0.0.1", "-p", str(port)],
+            cwd=root, stdout=self.log, stderr=subprocess.STDOUT, text=True,
+        )
+        self.cdx_url = f"http://127.0.0.1:{port}/coll/cdx"
+        self.replay_url = f"http://127.0.0.1:{port}/coll/"
+        self.wait_until_up(f"http://127.0.0.1:{port}/", root / "wayback.log")
+
+    def wait_until_up(self, url: str, log: Path, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"wayback exited with {self.process.returncode}: {log.read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.2)
+        raise TimeoutError(f"wayback did not answer {url} within {timeout} s")
+
+    def settings(self, source: str) -> dict[str, str]:
+        return {
+            "THEORY_LEGACY_SOURCE": source, "THEORY_ARCHIVE_CDX_URL": self.cdx_url,
+            "THEORY_ARCHIVE_REPLAY_URL": self.replay_url, "THEORY_ARCHIVE_DELAY": "0",
+        }
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def archived_legacy_host(tmp_path_factory):
+    """The legacy mirror captured by a crawl, put into pywb, and its server stopped: (its URL, the archive)."""
+    if PYWB_BIN is None or not (PYWB_BIN / "wayback").exists():
+        reason = "pywb is not installed: set THEORY_PYWB_BIN to the bin directory of a venv with pywb"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
+    if not (SHARED_SITE / "serve.py").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the shared mirror is missing at {SHARED_SITE}")
+        pytest.skip(f"the shared mirror is not at {SHARED_SITE}")
+    tmp = tmp_path_factory.mktemp("archive")
+    mirror = MirrorServer(SHARED_SITE / "serve.py", SHARED_SITE / "www")
+    try:
+        captured = run_crawl(mirror.url, tmp / "capture")
+    finally:
+        mirror.stop()  # the legacy host is gone from here on
+    assert captured.returncode == 0, captured.stderr[-3000:]
+    archive = Archive(PYWB_BIN, tmp / "pywb", sorted((tmp / "capture" / "warc").glob("*.warc.gz")))
+    yield mirror.url, archive
+    archive.stop()
+
+
+def assert_replays_name_their_capture(data_dir: Path, rows: list[dict], replay_url: str) -> None:
+    """Each replay's response record has the replay URL as its target, and a metadata record concurrent with
+    it names the original URL and the capture's timestamp."""
+    responses, origins = {}, {}
+    for path in sorted((data_dir / "warc").glob("*.warc.gz")):
+        with open(path, "rb") as stream:
+            for record in ArchiveIterator(stream):
+                headers = record.rec_headers
+                if record.rec_type == "response":
+                    responses[headers.get_header("WARC-Record-ID")] = headers.get_header("WARC-Target-URI")
+                elif record.rec_type == "metadata":
+                    fields = dict(
+                        line.split(": ", 1) for line in record.content_stream().read().decode("utf-8").splitlines() if line
+                    )
+                    origins[headers.get_header("WARC-Concurrent-To")] = (headers.get_header("WARC-Target-URI"), fields)
+    for row in rows:
+        for number, (page, ref) in enumerate(zip(row["archived_from"], row["warc"]), 1):
+            assert responses[ref["record_id"]] == page["url"]
+            target, fields = origins[ref["record_id"]]
+            assert target == page["url"]
+            assert fields == {"original-url": article_page_url(row["url"], number), "capture-timestamp": page["timestamp"]}
+
+
+def test_archive_mode_rebuilds_every_legacy_article_from_the_archive_alone(archived_legacy_host, tmp_path):
+    legacy_url, archive = archived_legacy_host
+    expected = load_expected(SHARED_SITE)
+    data_dir = tmp_path / "data"
+    result = run_crawl(legacy_url, data_dir, **archive.settings("archive"))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    rows = assert_complete_once(data_dir, expected)
+    assert len(rows) == 291
+    assert_every_field_exact(rows, expected)
+    validator = Draft7Validator(load_schema())
+    assert not [row for row in rows if not validator.is_valid(row)]
+    for row in rows:
+        # Each page from its capture, in raw mode: <replay prefix><14-digit timestamp>id_/<original page URL>.
+        assert len(row["archived_from"]) == row["page_count"]
+        for number, page in enumerate(row["archived_from"], 1):
+            assert re.fullmatch(r"\d{14}", page["timestamp"])
+            assert page["url"] == f"{archive.replay_url}{page['timestamp']}id_/{article_page_url(row['url'], number)}"
+        assert len(row["warc"]) == row["page_count"]
+
+    assert_replays_name_their_capture(data_dir, rows, archive.replay_url)
+
+    report = latest_run_report(data_dir)
+    assert report["exit_status"] == 0
+    assert report["legacy_source"] == "archive"
+    assert report["archive"]["articles_read"] == 291 + report["duplicates"]["content"]
+    # The legacy host was never contacted: it is down, and not one connection failed.
+    assert report["download_errors"] == 0 and not report["hosts_down"]
+    assert report["listing_pages"] == 0
+
+    # An incremental run asks the archive once (captures since the last one seen, less 30 days), writes nothing.
+    again = run_crawl(legacy_url, data_dir, "revisit=0", **archive.settings("archive"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    report = latest_run_report(data_dir)
+    assert report["archive"]["cdx_queries"] == 1
+    assert report["written"] == 0
+    assert len(read_jsonl(data_dir / "articles.jsonl")) == 291
+
+
+def test_live_then_archive_with_the_legacy_host_down(archived_legacy_host, tmp_path):
+    """live,archive: the legacy start page fails (the host is down), so its articles come from the archive,
+    exit 4 tells the operator; the current site is crawled as usual."""
+    legacy_url, archive = archived_legacy_host
+    if not (SHARED_CURRENT_SITE / "serve.py").exists():
+        pytest.skip(f"the shared current mirror is not at {SHARED_CURRENT_SITE}")
+    current = MirrorServer(SHARED_CURRENT_SITE / "serve.py", SHARED_CURRENT_SITE / "www")
+    data_dir = tmp_path / "data"
+    try:
+        result = run_crawl(
+            legacy_url, data_dir, THEORY_CHANNEL_URL=current.url + "theory/", **archive.settings("live,archive")
+        )
+    finally:
+        current.stop()
+    assert result.returncode == 4, result.stderr[-3000:]
+    report = latest_run_report(data_dir)
+    assert report["start_failures"] == {"legacy": "connection_refused"}
+    assert report["legacy_source"] == "live,archive"
+
+    rows = read_jsonl(data_dir / "articles.jsonl")
+    legacy_rows = [row for row in rows if len(row["article_id"]) == 15]
+    current_rows = [row for row in rows if len(row["article_id"]) != 15]
+    expected, current_expected = load_expected(SHARED_SITE), load_expected(SHARED_CURRENT_SITE)
+    assert_every_field_exact(legacy_rows, expected)
+    assert_every_field_exact(current_rows, current_expected)
+    assert all("archived_from" in row for row in legacy_rows)
+    assert not any("archived_from" in row for row in current_rows)
+    # Every content-duplicate group of both sites once: the 291 legacy and 145 current articles of a live crawl
+    # of both (which copy of the 3 legacy articles republished on the current site comes first may differ).
+    group = group_resolver(expected + current_expected)
+    groups = Counter(group(row["article_id"]) for row in rows)
+    assert set(groups) == {group(row["article_id"]) for row in expected + current_expected}
+    assert max(groups.values()) == 1 and len(rows) == 436
