@@ -41,6 +41,10 @@ def settings(tmp_path, **changes) -> Settings:
         ({"THEORY_REVISIT_BUDGET": "-1"}, {}, "THEORY_REVISIT_BUDGET='-1' must be at least 0"),
         ({"THEORY_REVISIT_DAYS": "a month"}, {}, "THEORY_REVISIT_DAYS='a month' is not a number"),
         ({"THEORY_REMOVAL_CONFIRMATIONS": "0"}, {}, "must be at least 1"),
+        ({"THEORY_REMOVAL_MIN_HOURS": "-1"}, {}, "THEORY_REMOVAL_MIN_HOURS='-1' must be at least 0"),
+        ({"THEORY_REVISIT_MIN_HOURS": "a day"}, {}, "THEORY_REVISIT_MIN_HOURS='a day' is not a number"),
+        ({"THEORY_NOT_FOUND_PHRASES": "页面不存在,,已删除"}, {}, "THEORY_NOT_FOUND_PHRASES='页面不存在,,已删除' holds a blank"),
+        ({"THEORY_NOT_FOUND_PHRASES": 404}, {}, "THEORY_NOT_FOUND_PHRASES=404 is not a list of phrases"),
     ],
 )
 def test_a_bad_setting_or_argument_is_named(tmp_path, changes, arguments, complaint):
@@ -50,6 +54,8 @@ def test_a_bad_setting_or_argument_is_named(tmp_path, changes, arguments, compla
 
 def test_good_settings_pass(tmp_path):
     configuration.check(settings(tmp_path), {"sections": "241,theory", "full": "1", "revisit": "0"})
+    immediate = {"THEORY_REMOVAL_MIN_HOURS": "0", "THEORY_REVISIT_MIN_HOURS": "0", "THEORY_NOT_FOUND_PHRASES": "页面不存在,已删除"}
+    configuration.check(settings(tmp_path, **immediate), {})
 
 
 def test_a_data_dir_that_is_a_file_is_refused(tmp_path):
