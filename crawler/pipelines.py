@@ -34,7 +34,7 @@ ARTICLES_FILE = "articles.jsonl"
 REJECTS_FILE = "rejects.jsonl"
 CHANGES_FILE = "changes.jsonl"
 # Revisions held in a run (see StoragePipeline.record_held_revisions) from which more than half of the
-# whole revisits finding a new version is a layout alarm: below it, a busy day of the editors.
+# revisits finding a new version is a layout alarm: below it, a busy day of the editors.
 MIN_REVISIONS_ALARM = 10
 
 
@@ -305,7 +305,8 @@ class StoragePipeline(_StatePipeline):
         # Revisits that found a new version, held until the run knows what share of its whole revisits
         # they are (see close_spider); a held one a crash loses is simply found again by the next run.
         self.held_revisions: list[RevisitResult] = []
-        self.full_revisits = 0  # revisits that read every page of the article whole
+        # Revisits that found the article there: unchanged (304) or read whole, every page an article page.
+        self.present_revisits = 0
         self.unsynced = 0
         self.last_sync = time.monotonic()
         self.out: JsonLinesFile | None = None
@@ -487,8 +488,9 @@ class StoragePipeline(_StatePipeline):
         stats.inc_value("theory/revisit/revisited")
         if result.not_modified:
             stats.inc_value("theory/revisit/not_modified")
+        if result.verdict == PRESENT:
+            self.present_revisits += 1
         if result.verdict == PRESENT and result.item is not None:
-            self.full_revisits += 1
             if ItemAdapter(result.item)["content_hash"] != self.state.revision(result.article_id)["content_hash"]:
                 self.held_revisions.append(result)  # its events, state and validators wait alike
                 return
@@ -565,14 +567,15 @@ class StoragePipeline(_StatePipeline):
         return seconds / 3600
 
     def record_held_revisions(self) -> None:
-        """A template change that leaks boilerplate into every body makes every whole revisit a revision:
-        when more than half of them (and at least MIN_REVISIONS_ALARM) are, none is written and the run
-        raises the layout alarm; their pages are read again next run."""
-        held, full = len(self.held_revisions), self.full_revisits
-        if held >= MIN_REVISIONS_ALARM and held * 2 > full:
+        """A template change that leaks boilerplate into every body makes every revisit a revision: when
+        more than half of the revisits that found their article (and at least MIN_REVISIONS_ALARM) found a
+        new version of it, none is written and the run raises the layout alarm; their pages are read again
+        next run. (Only changed pages come back whole, so the share is of all that were found, 304s too.)"""
+        held, present = len(self.held_revisions), self.present_revisits
+        if held >= MIN_REVISIONS_ALARM and held * 2 > present:
             logger.error(
-                "layout changed? %d of the %d revisits that read whole articles found a new version;"
-                " none is recorded, they are read again next run", held, full,
+                "layout changed? %d of the %d revisits that found their article found a new version;"
+                " none is recorded, they are read again next run", held, present,
             )
             self.stats.set_value("theory/layout/revisions_over_half", held)
             self.stats.set_value("theory/revisit/revisions_withheld", held)
