@@ -58,8 +58,11 @@ def has_frame(page: ArticlePage) -> bool:
     return bool(page.title_text.strip()) and dated and bool(page.paragraphs or page.images)
 
 
-def not_found_phrase(signs: PageSigns | None, phrases=NOT_FOUND_PHRASES) -> str | None:
-    """The not-found phrase (or status heading) that names the page, in its <title> or main heading."""
+def not_found_phrase(signs: PageSigns | None, phrases=NOT_FOUND_PHRASES, page: ArticlePage | None = None) -> str | None:
+    """The not-found phrase (or status heading) that names the page, in its <title> or main heading (or,
+    on a page with the article frame, in the title the reader found)."""
+    if signs is None:
+        signs = PageSigns(heading=page.title_text) if page is not None else None
     if signs is None:
         return None
     for text in (signs.title, signs.heading):

@@ -142,3 +142,12 @@ def test_server_errors_and_other_statuses_say_nothing(status):
 
 def test_a_200_that_could_not_be_read_says_nothing():
     assert classify(200, None, LEGACY_URL, None) == Verdict(UNKNOWN, "unreadable")
+
+
+def test_an_article_frame_titled_with_a_not_found_phrase_is_removed():
+    """A not-found template that happens to carry a date and a body: its title is the error message."""
+    page = legacy_page(LEGACY_PAGES / "standard_article.html")
+    page.title_text = "对不起，您访问的页面不存在"
+    assert has_frame(page)
+    assert classify(200, None, LEGACY_URL, page) == Verdict(REMOVED, "not_found_page")
+    assert not_found_phrase(None, page=page) == "您访问的页面不存在"

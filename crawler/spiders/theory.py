@@ -282,7 +282,7 @@ class TheorySpider(scrapy.Spider):
         if verdict.kind != PRESENT:
             return [RevisitResult(
                 id_, url, verdict.kind, status=response.status, redirect_target=target, reason=reason,
-                phrase=not_found_phrase(signs, self.not_found_phrases),
+                phrase=not_found_phrase(signs, self.not_found_phrases, page),
             )]
         validators = {**validators, page_key(article_page_url(url, number)): [
             header.decode("latin-1") if header else None
