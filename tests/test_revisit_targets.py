@@ -8,11 +8,8 @@ import pytest
 
 from crawler.state import CrawlState
 
-NOW = datetime.now(timezone.utc)
-
-
 def ago(hours: float) -> str:
-    return (NOW - timedelta(hours=hours)).isoformat(timespec="seconds")
+    return (datetime.now(timezone.utc) - timedelta(hours=hours)).isoformat(timespec="seconds")
 
 
 @pytest.fixture
