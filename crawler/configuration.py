@@ -39,6 +39,17 @@ def _number(settings, name: str, kind: type, low: float, high: float | None = No
         raise UsageError(f"{name}={value!r} must be {bounds}", print_help=False)
 
 
+def _phrases(settings, name: str) -> None:
+    """A list of phrases (``-s NAME=a,b`` gives two); a blank one would match every page."""
+    value = settings.get(name)
+    try:
+        phrases = settings.getlist(name)
+    except (TypeError, ValueError):
+        raise UsageError(f"{name}={value!r} is not a list of phrases", print_help=False) from None
+    if not all(isinstance(phrase, str) and phrase.strip() for phrase in phrases):
+        raise UsageError(f"{name}={value!r} holds a blank or non-text phrase", print_help=False)
+
+
 def _data_dir(settings) -> None:
     value = settings.get("THEORY_DATA_DIR") or ""
     path = Path(value)
@@ -116,6 +127,9 @@ def check(settings, spider_arguments: dict[str, str]) -> None:
     _number(settings, "THEORY_REVISIT_DAYS", float, 0)
     _number(settings, "THEORY_REVISIT_BUDGET", int, 0)
     _number(settings, "THEORY_REMOVAL_CONFIRMATIONS", int, 1)
+    _number(settings, "THEORY_REMOVAL_MIN_HOURS", float, 0)
+    _number(settings, "THEORY_REVISIT_MIN_HOURS", float, 0)
+    _phrases(settings, "THEORY_NOT_FOUND_PHRASES")
     revisit = (spider_arguments.get("revisit") or "1").strip().lower()
     if revisit not in ("0", "1", "true", "false", "yes", "no"):
         raise UsageError(f"revisit={spider_arguments['revisit']!r} is not 0 or 1", print_help=False)

@@ -87,14 +87,29 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
         # Revisits of written articles (crawler/revisions.py) and the events of changes.jsonl they made.
         "revisits": {
             name: stats.get(f"theory/revisit/{name}", 0)
-            for name in ("revisited", "not_modified", "revised", "removed", "restored", "failing")
+            for name in (
+                "revisited", "not_modified", "revised", "removed", "restored", "failing",
+                # removal evidence seen again before THEORY_REMOVAL_MIN_HOURS had passed; revisions not
+                # recorded because more than half of the whole revisits found one (a layout alarm)
+                "removal_too_soon", "revisions_withheld",
+            )
         },
         "revisit_unknown": _with_prefix(stats, "theory/revisit/unknown/"),
+        # Bot checks met by revisits (short pages that reload themselves or ask for a proof): neither a
+        # removal nor a layout change; a few of them, with their <title>, to look at.
+        "bot_checks": {
+            "count": stats.get("theory/revisit/bot_checks", 0),
+            "examples": stats.get("theory/revisit/bot_check_examples", []),
+        },
+        # Revisit answers with a body (200s; 304s have none) are read like article pages: those that do
+        # not read as one (a new template) count as parse failures, so a template change is a layout alarm.
+        "revisit_pages_read": stats.get("theory/revisit/pages_read", 0),
         "parse_failures": (
             stats.get("theory/rejected/missing_field", 0)
             + stats.get("theory/article/parse_error", 0)
             + stats.get("theory/article/not_html", 0)
             + stats.get("spider_exceptions/count", 0)
+            + stats.get("theory/revisit/parse_failures", 0)
         ),
         "http_errors_by_status": {
             status: count
@@ -134,8 +149,8 @@ def exit_status(report: dict, max_parse_failure_ratio: float, min_parse_failures
         return EXIT_INCOMPLETE
     if report["layout_alarms"]:
         return EXIT_LAYOUT_CHANGED
-    failures, pages = report["parse_failures"], report["article_pages"]
-    if failures >= min_parse_failures and failures / pages > max_parse_failure_ratio:
+    failures, pages = report["parse_failures"], report["article_pages"] + report.get("revisit_pages_read", 0)
+    if failures >= min_parse_failures and failures / max(pages, 1) > max_parse_failure_ratio:
         return EXIT_LAYOUT_CHANGED
     if report["finish_reason"] != "finished":
         return EXIT_INTERRUPTED

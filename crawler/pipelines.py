@@ -14,7 +14,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,9 @@ ARTICLES_FILE = "articles.jsonl"
 REJECTS_FILE = "rejects.jsonl"
 CHANGES_FILE = "changes.jsonl"
 DUPLICATES_FILE = "duplicates.jsonl"
+# Revisions held in a run (see StoragePipeline.record_held_revisions) from which more than half of the
+# revisits finding a new version is a layout alarm: below it, a busy day of the editors.
+MIN_REVISIONS_ALARM = 10
 
 
 def load_schema(name: str = "article") -> dict[str, Any]:
@@ -303,6 +306,7 @@ class StoragePipeline(_StatePipeline):
         capture: Capture | None = None,
         removal_confirmations: int = 2,
         field_watch: FieldWatch | None = None,
+        removal_min_hours: float = 12.0,
     ):
         super().__init__(state, stats, data_dir, output_failure)
         self.field_watch = field_watch
@@ -310,6 +314,12 @@ class StoragePipeline(_StatePipeline):
         self.sync_items = sync_items
         self.sync_seconds = sync_seconds
         self.removal_confirmations = removal_confirmations
+        self.removal_min_hours = removal_min_hours
+        # Revisits that found a new version, held until the run knows what share of its whole revisits
+        # they are (see close_spider); a held one a crash loses is simply found again by the next run.
+        self.held_revisions: list[RevisitResult] = []
+        # Revisits that found the article there: unchanged (304) or read whole, every page an article page.
+        self.present_revisits = 0
         self.unsynced = 0
         self.last_sync = time.monotonic()
         self.out: JsonLinesFile | None = None
@@ -329,6 +339,7 @@ class StoragePipeline(_StatePipeline):
             Capture.of(crawler),
             settings.getint("THEORY_REMOVAL_CONFIRMATIONS", 2),
             FieldWatch.from_crawler(crawler, crawler.spider.state),
+            settings.getfloat("THEORY_REMOVAL_MIN_HOURS", 12.0),
         )
 
     def open_spider(self) -> None:
@@ -576,12 +587,23 @@ class StoragePipeline(_StatePipeline):
             self.sync()
 
     def revisit(self, result: RevisitResult) -> None:
-        """The events one revisit makes, appended before the state change they record (both become
-        durable at the next sync; a crash in between is replayed from the file by ``recover_changes``)."""
+        """Count one revisit; record it at once, or hold it if it found a new version (see close_spider)."""
         stats = self.stats
         stats.inc_value("theory/revisit/revisited")
         if result.not_modified:
             stats.inc_value("theory/revisit/not_modified")
+        if result.verdict == PRESENT:
+            self.present_revisits += 1
+        if result.verdict == PRESENT and result.item is not None:
+            if ItemAdapter(result.item)["content_hash"] != self.state.revision(result.article_id)["content_hash"]:
+                self.held_revisions.append(result)  # its events, state and validators wait alike
+                return
+        self.record_revisit(result)
+
+    def record_revisit(self, result: RevisitResult) -> None:
+        """The events one revisit makes, appended before the state change they record (both become
+        durable at the next sync; a crash in between is replayed from the file by ``recover_changes``)."""
+        stats = self.stats
         now = utc_now_iso()
         known = self.state.revision(result.article_id)
         # result.url is the article's URL as articles.jsonl has it, whichever host the revisit went to.
@@ -604,15 +626,19 @@ class StoragePipeline(_StatePipeline):
             failing_runs, failing_since = known["failing_runs"] + 1, known["failing_since"] or now
             stats.inc_value("theory/revisit/failing")
             if not known["removed"] and failing_runs >= self.removal_confirmations:
-                events.append({
-                    "event": "removed", **base, "detected_at": now,
-                    "evidence": {
-                        "status": result.status, "redirect_target": result.redirect_target,
-                        "not_found_phrase": result.phrase, "first_seen_failing": failing_since,
-                        "confirmed_at": now, "runs": failing_runs,
-                    },
-                    **({"archived_copy": result.archived_copy} if result.archived_copy else {}),
-                })
+                if self.hours_since(failing_since, now) >= self.removal_min_hours:
+                    events.append({
+                        "event": "removed", **base, "detected_at": now,
+                        "evidence": {
+                            "status": result.status, "redirect_target": result.redirect_target,
+                            "not_found_phrase": result.phrase, "first_seen_failing": failing_since,
+                            "confirmed_at": now, "runs": failing_runs,
+                        },
+                        **({"archived_copy": result.archived_copy} if result.archived_copy else {}),
+                    })
+                else:
+                    # Runs minutes apart (a rerun after a crash) see the same bad hour of the site twice.
+                    stats.inc_value("theory/revisit/removal_too_soon")
             updates.update(failing_runs=failing_runs, failing_since=failing_since)
         else:
             stats.inc_value(f"theory/revisit/unknown/{result.reason or result.status}")
@@ -632,6 +658,37 @@ class StoragePipeline(_StatePipeline):
             raise OutputError(self.state.path, error) from None
         self.written_one()
 
+    @staticmethod
+    def hours_since(then: str, now: str) -> float:
+        """Hours from ``then`` to ``now``; a ``then`` in the future (a clock that was ahead) counts as now."""
+        try:
+            seconds = (datetime.fromisoformat(now) - datetime.fromisoformat(then)).total_seconds()
+        except (TypeError, ValueError):
+            logger.warning("unreadable time %r in the state; counted as now", then)
+            return 0.0
+        if seconds < 0:
+            logger.warning("time %s in the state is later than now (%s); counted as now", then, now)
+            return 0.0
+        return seconds / 3600
+
+    def record_held_revisions(self) -> None:
+        """A template change that leaks boilerplate into every body makes every revisit a revision: when
+        more than half of the revisits that found their article (and at least MIN_REVISIONS_ALARM) found a
+        new version of it, none is written and the run raises the layout alarm; their pages are read again
+        next run. (Only changed pages come back whole, so the share is of all that were found, 304s too.)"""
+        held, present = len(self.held_revisions), self.present_revisits
+        if held >= MIN_REVISIONS_ALARM and held * 2 > present:
+            logger.error(
+                "layout changed? %d of the %d revisits that found their article found a new version;"
+                " none is recorded, they are read again next run", held, present,
+            )
+            self.stats.set_value("theory/layout/revisions_over_half", held)
+            self.stats.set_value("theory/revisit/revisions_withheld", held)
+            self.held_revisions.clear()
+            return
+        while self.held_revisions:
+            self.record_revisit(self.held_revisions.pop(0))
+
     def close_spider(self) -> None:
         if self.out and self.changes and self.duplicates:
             try:
@@ -640,6 +697,8 @@ class StoragePipeline(_StatePipeline):
                         self.field_watch.judge()  # committed by the sync below, with the lines it judged
                     except sqlite3.Error as error:
                         raise OutputError(self.state.path, error) from None
+                if not (self.out.torn or self.changes.torn or self.output_failure.happened):
+                    self.record_held_revisions()
                 if not (self.out.torn or self.changes.torn or self.duplicates.torn):
                     self.sync()
             except OutputError as error:

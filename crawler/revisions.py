@@ -7,12 +7,14 @@ pipeline turns its verdicts into events of ``changes.jsonl`` (see ``RevisitResul
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from crawler.items import ArticleItem
 from crawler.loaders import ArticlePage
 from crawler.processors import find_date
+from crawler.readers.base import PageSigns
 from crawler.urls import article_id
 
 PRESENT = "present"
@@ -21,9 +23,29 @@ UNKNOWN = "unknown"
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 GONE = frozenset({404, 410})
-# What the CMS's error pages say. Only evidence next to a missing article frame (or a title saying so):
-# an article may well quote one of these phrases.
+# What the CMS's error pages say (the default of THEORY_NOT_FOUND_PHRASES). Evidence only in the <title>
+# or the main heading of a page without the article frame (or as the title of one with it): an article
+# may well quote one of these phrases in its body.
 NOT_FOUND_PHRASES = ("页面不存在", "该页面已删除", "您访问的页面不存在")
+# A main heading that is the status itself ("404", "404 Not Found", "Error 410"): a soft 404 page says so
+# in the one place a page is named, as plainly as the status would.
+STATUS_HEADING = re.compile(r"^\W*(?:error\s*)?(?:404|410)\b", re.IGNORECASE)
+# What a bot check or an interstitial says; only evidence on a short page without the article frame.
+CHALLENGE_PHRASES = (
+    "安全验证", "人机验证", "访问验证", "验证码", "请稍候", "请稍后", "正在验证", "checking your browser",
+    "just a moment", "verify you are human", "please wait",
+)
+# A bot check is a short page: a sentence, a script and maybe a logo. A page with more text than this is a
+# page of the site (a home, a channel, a new template), whatever script it carries.
+SHORT_PAGE_CHARACTERS = 500
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one answer says about the article (PRESENT, REMOVED or UNKNOWN), and why."""
+
+    kind: str
+    reason: str
 
 
 def has_frame(page: ArticlePage) -> bool:
@@ -36,39 +58,71 @@ def has_frame(page: ArticlePage) -> bool:
     return bool(page.title_text.strip()) and dated and bool(page.paragraphs or page.images)
 
 
-def not_found_phrase(page: ArticlePage | None) -> str | None:
-    if page is None:
+def not_found_phrase(signs: PageSigns | None, phrases=NOT_FOUND_PHRASES, page: ArticlePage | None = None) -> str | None:
+    """The not-found phrase (or status heading) that names the page, in its <title> or main heading (or,
+    on a page with the article frame, in the title the reader found)."""
+    if signs is None:
+        signs = PageSigns(heading=page.title_text) if page is not None else None
+    if signs is None:
         return None
-    heading = page.title_text + "\n" + "\n".join(page.paragraphs[:3])
-    return next((phrase for phrase in NOT_FOUND_PHRASES if phrase in heading), None)
+    for text in (signs.title, signs.heading):
+        found = [phrase for phrase in phrases if phrase and phrase in text]
+        if found:
+            return max(found, key=len)  # the phrase that says most (您访问的页面不存在 over 页面不存在)
+    return signs.heading.strip() if STATUS_HEADING.match(signs.heading) else None
 
 
-def classify(status: int, redirect_target: str | None, article_url: str, page: ArticlePage | None) -> str:
-    """PRESENT, REMOVED or UNKNOWN for one answer to a revisit of ``article_url``.
+def is_bot_check(signs: PageSigns) -> bool:
+    """A short page that reloads itself or asks the visitor to prove something: a bot check or an
+    interstitial, which stands in front of the article and says nothing about it."""
+    if signs.text_length > SHORT_PAGE_CHARACTERS:
+        return False
+    words = f"{signs.title}\n{signs.heading}\n{signs.text}".lower()
+    return signs.meta_refresh or signs.reload_script or any(phrase in words for phrase in CHALLENGE_PHRASES)
 
-    404/410: removed. A redirect to anything but the article itself (the home, the channel): removed;
-    to the article itself (another host or scheme): unknown, its content was not seen. 304: present
-    (the validators are those of the article's own page). 200: present when the reader found the article
-    frame, removed when not. Anything else (5xx, a page that could not be read): unknown, which neither
-    counts toward a removal nor resets the count.
+
+def classify(
+    status: int,
+    redirect_target: str | None,
+    article_url: str,
+    page: ArticlePage | None,
+    signs: PageSigns | None = None,
+    not_found_phrases=NOT_FOUND_PHRASES,
+) -> Verdict:
+    """What one answer to a revisit of ``article_url`` says, from positive evidence only.
+
+    A removal needs one of: 404/410; a redirect to anything but the article itself (the home, the
+    channel); a 200 page without the article frame whose <title> or main heading (``signs``, read from
+    the page) names it not found. 304 or a 200 with the article frame: present. Everything else is
+    unknown, which neither counts toward a removal nor resets the count: a frameless page that does not
+    say it is a not-found page (a new template, the home: "not_an_article"), a bot check, a 5xx, a page
+    that could not be read, a redirect to the article's own URL elsewhere (its content was not seen).
     """
     if status in GONE:
-        return REMOVED
+        return Verdict(REMOVED, f"http_{status}")
     if status in REDIRECTS:
         if not redirect_target:
-            return UNKNOWN
+            return Verdict(UNKNOWN, "redirect_without_location")
         target_id = article_id(redirect_target)
-        return UNKNOWN if target_id and target_id == article_id(article_url) else REMOVED
+        if target_id and target_id == article_id(article_url):
+            return Verdict(UNKNOWN, "redirect_to_itself")
+        return Verdict(REMOVED, "redirect_elsewhere")
     if status == 304:
-        return PRESENT
-    if status == 200:
-        if page is None:
-            return UNKNOWN
-        if not has_frame(page):
-            return REMOVED
+        return Verdict(PRESENT, "not_modified")
+    if status != 200:
+        return Verdict(UNKNOWN, f"http_{status}")
+    if page is not None and has_frame(page):
         # A frame whose title is the error message: a not-found template that happens to carry a date.
-        return REMOVED if any(phrase in page.title_text for phrase in NOT_FOUND_PHRASES) else PRESENT
-    return UNKNOWN
+        named = any(phrase and phrase in page.title_text for phrase in not_found_phrases)
+        return Verdict(REMOVED, "not_found_page") if named else Verdict(PRESENT, "article")
+    if signs is None:
+        return Verdict(UNKNOWN, "unreadable")
+    # The phrase first: a not-found page that sends the visitor home after a few seconds is still one.
+    if not_found_phrase(signs, not_found_phrases):
+        return Verdict(REMOVED, "not_found_page")
+    if is_bot_check(signs):
+        return Verdict(UNKNOWN, "bot_check")
+    return Verdict(UNKNOWN, "not_an_article")
 
 
 @dataclass
@@ -83,7 +137,7 @@ class RevisitResult:
     url: str
     verdict: str  # PRESENT, REMOVED or UNKNOWN
     status: int | None = None  # HTTP status of page 1, None for a download error
-    reason: str | None = None  # why UNKNOWN: http_503, timeout, ...
+    reason: str | None = None  # the verdict's reason: http_503, timeout, bot_check, not_found_page, ...
     redirect_target: str | None = None
     not_modified: bool = False  # every page answered 304
     item: ArticleItem | None = None  # the article as it reads now, when it was fetched

@@ -37,6 +37,16 @@ THEORY_REVISIT_BUDGET = 100
 # An article is recorded as removed once it has looked removed (404/410, a redirect elsewhere, a page
 # without the article frame) in this many runs in a row: one bad day of the site is not a removal.
 THEORY_REMOVAL_CONFIRMATIONS = 2
+# ... and the first and the confirming of those runs are at least this many hours apart: a rerun minutes
+# after a crashed run sees the same bad hour of the site again. 0: runs in a row are enough.
+THEORY_REMOVAL_MIN_HOURS = 12
+# What the sites' not-found pages served with 200 say in their <title> or main heading: the only wording
+# that counts toward a removal. Any other page without the article frame (a new template, a bot check)
+# tells nothing about the article.
+THEORY_NOT_FOUND_PHRASES = ["页面不存在", "该页面已删除", "您访问的页面不存在"]
+# An article written, fetched or checked less than this many hours ago is not revisited (what was just
+# fetched is what the site serves now), unless it is on its way to a removal. 0: revisit every run.
+THEORY_REVISIT_MIN_HOURS = 20
 # Share of fetched article pages that may fail to parse before the run reports a layout change.
 THEORY_MAX_PARSE_FAILURE_RATIO = 0.2
 # ... counted from this many failed pages on: one odd page of a small daily run is not a layout change.

@@ -324,22 +324,40 @@ class CrawlState:
             " LEFT JOIN revisions r USING (article_id) WHERE a.status = 'written' AND r.article_id IS NULL"
         ).rowcount
 
-    def revisit_targets(self, recent_since: str, budget: int, sections: Iterable[str] | None = None) -> list[tuple[str, str, int]]:
+    def revisit_targets(
+        self, recent_since: str, budget: int, sections: Iterable[str] | None = None, seen_before: str | None = None,
+    ) -> list[tuple[str, str, int]]:
         """(article_id, url, page_count) of the written articles to revisit this run: every one published
         on or after ``recent_since``, every one on its way to a removal (so that its runs stay consecutive),
-        and the ``budget`` least recently checked others (never checked first)."""
+        and the ``budget`` least recently checked others (never checked first).
+
+        With ``seen_before`` (a time), an article written or checked after it is left for a later run, unless
+        it is on its way to a removal: what was just fetched is what the site serves now."""
         wanted = set(sections) if sections else None
+        pending_removal = "(COALESCE(r.failing_runs, 0) > 0 AND COALESCE(r.removed, 0) = 0)"
+        rested = "1" if seen_before is None else f"((a.updated_at <= :seen AND COALESCE(r.checked_at, '') <= :seen) OR {pending_removal})"
         query = (
             "SELECT a.article_id, a.url, COALESCE(r.page_count, 1), a.section_id FROM articles a"
-            " LEFT JOIN revisions r USING (article_id) WHERE a.status = 'written' AND {}"
+            f" LEFT JOIN revisions r USING (article_id) WHERE a.status = 'written' AND {rested} AND {{}}"
         )
-        rows = list(self.db.execute(query.format("(r.published_date >= ? OR (r.failing_runs > 0 AND r.removed = 0))"), (recent_since,)))
+        values = {"since": recent_since, "budget": budget, "seen": seen_before}
+        rows = list(self.db.execute(query.format(f"(r.published_date >= :since OR {pending_removal})"), values))
         rows += self.db.execute(
-            query.format("(r.published_date IS NULL OR r.published_date < ?) AND NOT (COALESCE(r.failing_runs, 0) > 0 AND r.removed = 0)")
-            + " ORDER BY r.checked_at IS NOT NULL, r.checked_at, a.rowid LIMIT ?",
-            (recent_since, budget),
+            query.format(f"(r.published_date IS NULL OR r.published_date < :since) AND NOT {pending_removal}")
+            + " ORDER BY r.checked_at IS NOT NULL, r.checked_at, a.rowid LIMIT :budget",
+            values,
         )
         return [(id_, url, pages) for id_, url, pages, section in rows if wanted is None or section in wanted]
+
+    def bring_back_future_times(self) -> int:
+        """Times of writes and checks later than now (a run with its clock ahead) are set to now, so that
+        they neither keep an article from its revisits for good nor pass for recent ones; returns how many."""
+        now = _now()
+        changed = self.db.execute(
+            "UPDATE articles SET updated_at = ? WHERE status = 'written' AND updated_at > ?", (now, now)
+        ).rowcount
+        changed += self.db.execute("UPDATE revisions SET checked_at = ? WHERE checked_at > ?", (now, now)).rowcount
+        return changed
 
     def revision(self, article_id: str) -> dict:
         row = self.db.execute(

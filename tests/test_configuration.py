@@ -54,6 +54,10 @@ def settings(tmp_path, **changes) -> Settings:
         ({"THEORY_LEGACY_SOURCE": "live,archive", "THEORY_ARCHIVE_REPLAY_URL": "ftp://x/"}, {}, "THEORY_ARCHIVE_REPLAY_URL='ftp://x/' is not an http(s) URL"),
         ({"THEORY_LEGACY_SOURCE": "archive", "THEORY_ARCHIVE_REPLAY_URL": "http://127.0.0.1:9/coll"}, {}, "must end with /"),
         ({"THEORY_LEGACY_SOURCE": "archive", "THEORY_BASE_URL": "", "THEORY_CHANNEL_URL": "http://127.0.0.1:9/theory/"}, {}, "THEORY_BASE_URL (the legacy host it archived) is empty"),
+        ({"THEORY_REMOVAL_MIN_HOURS": "-1"}, {}, "THEORY_REMOVAL_MIN_HOURS='-1' must be at least 0"),
+        ({"THEORY_REVISIT_MIN_HOURS": "a day"}, {}, "THEORY_REVISIT_MIN_HOURS='a day' is not a number"),
+        ({"THEORY_NOT_FOUND_PHRASES": "页面不存在,,已删除"}, {}, "THEORY_NOT_FOUND_PHRASES='页面不存在,,已删除' holds a blank"),
+        ({"THEORY_NOT_FOUND_PHRASES": 404}, {}, "THEORY_NOT_FOUND_PHRASES=404 is not a list of phrases"),
     ],
 )
 def test_a_bad_setting_or_argument_is_named(tmp_path, changes, arguments, complaint):
@@ -63,6 +67,8 @@ def test_a_bad_setting_or_argument_is_named(tmp_path, changes, arguments, compla
 
 def test_good_settings_pass(tmp_path):
     configuration.check(settings(tmp_path), {"sections": "241,theory", "full": "1", "revisit": "0"})
+    immediate = {"THEORY_REMOVAL_MIN_HOURS": "0", "THEORY_REVISIT_MIN_HOURS": "0", "THEORY_NOT_FOUND_PHRASES": "页面不存在,已删除"}
+    configuration.check(settings(tmp_path, **immediate), {})
 
 
 @pytest.mark.parametrize("source", ["live", "archive", "live,archive", "archive, live"])

@@ -201,21 +201,31 @@ def revisit(of: ArticleItem, verdict: str = "present", **fields):
     return RevisitResult(of.article_id, of.url, verdict, **{"status": 200, **fields})
 
 
-def test_revisits_make_one_event_per_change_and_a_removal_only_when_confirmed(crawler, tmp_path):
-    pipeline = StoragePipeline.from_crawler(crawler)
-    pipeline.open_spider()
-    pipeline.process_item(article(1))
-    changed = replace(article(1), body="正文1，修订后")
+def revised(of: ArticleItem, body: str) -> ArticleItem:
+    changed = replace(of, body=body)
     changed.content_hash = content_hash(changed.title, changed.body)
-    pipeline.process_item(revisit(article(1), item=changed))
-    pipeline.process_item(revisit(article(1), item=changed))  # the same content again: no event
-    pipeline.process_item(revisit(article(1), status=304, not_modified=True))
-    pipeline.process_item(revisit(article(1), "removed", status=404))  # first failing run
-    pipeline.process_item(revisit(article(1), "unknown", status=None, reason="timeout"))  # neither counts nor resets
-    pipeline.process_item(revisit(article(1), "removed", status=404))  # confirmed
-    pipeline.process_item(revisit(article(1), "removed", status=404))  # already removed
-    pipeline.process_item(revisit(article(1), status=304, not_modified=True))
+    return changed
+
+
+def run(crawler, *results, removal_min_hours: float = 0):
+    """One run of the storage pipeline: its revisit results, then its end (where held revisions are decided)."""
+    pipeline = StoragePipeline.from_crawler(crawler)
+    pipeline.removal_min_hours = removal_min_hours  # THEORY_REMOVAL_MIN_HOURS
+    pipeline.open_spider()
+    for result in results:
+        pipeline.process_item(result)
     pipeline.close_spider()
+    return pipeline
+
+
+def test_revisits_make_one_event_per_change_and_a_removal_only_when_confirmed(crawler, tmp_path):
+    run(crawler, article(1))
+    changed = revised(article(1), "正文1，修订后")
+    run(crawler, revisit(article(1), item=changed), revisit(article(1), item=changed))  # the same content twice: one event
+    run(crawler, revisit(article(1), status=304, not_modified=True), revisit(article(1), "removed", status=404))  # first failing run
+    run(crawler, revisit(article(1), "unknown", status=None, reason="timeout"))  # neither counts nor resets
+    run(crawler, revisit(article(1), "removed", status=404))  # confirmed
+    run(crawler, revisit(article(1), "removed", status=404), revisit(article(1), status=304, not_modified=True))
     events = lines(tmp_path / "changes.jsonl")
     assert [event["event"] for event in events] == ["revised", "removed", "restored"]
     assert events[0]["version"] == 2 and events[0]["previous_content_hash"] == article(1).content_hash
@@ -225,6 +235,62 @@ def test_revisits_make_one_event_per_change_and_a_removal_only_when_confirmed(cr
     state = crawler.spider.state
     assert state.synced_size("changes.jsonl") == (tmp_path / "changes.jsonl").stat().st_size
     assert state.revision(article(1).article_id)["removed"] == 0
+
+
+def test_a_removal_needs_its_runs_to_span_the_minimum_hours(crawler, tmp_path):
+    """Two failing runs a second apart (a rerun after a crash) confirm nothing; once the first failing
+    run lies THEORY_REMOVAL_MIN_HOURS back, the next failing run does."""
+    run(crawler, article(1))
+    run(crawler, revisit(article(1), "removed", status=404), removal_min_hours=12)
+    run(crawler, revisit(article(1), "removed", status=404), removal_min_hours=12)
+    assert lines(tmp_path / "changes.jsonl") == []
+    assert crawler.stats.get_value("theory/revisit/removal_too_soon") == 1
+    state = crawler.spider.state
+    assert state.revision(article(1).article_id)["failing_runs"] == 2
+    state.update_revision(article(1).article_id, failing_since="2000-01-01T00:00:00+00:00")
+    run(crawler, revisit(article(1), "removed", status=404), removal_min_hours=12)
+    (event,) = lines(tmp_path / "changes.jsonl")
+    assert event["event"] == "removed" and event["evidence"]["first_seen_failing"] == "2000-01-01T00:00:00+00:00"
+    assert event["evidence"]["runs"] == 3
+
+
+def test_a_first_failing_run_in_the_future_counts_as_now(crawler, tmp_path):
+    run(crawler, article(1))
+    run(crawler, revisit(article(1), "removed", status=404), removal_min_hours=12)
+    crawler.spider.state.update_revision(article(1).article_id, failing_since="2999-01-01T00:00:00+00:00")
+    run(crawler, revisit(article(1), "removed", status=404), removal_min_hours=12)
+    assert lines(tmp_path / "changes.jsonl") == []
+
+
+def whole_revisits(count: int, changed: int):
+    """``count`` articles revisited whole, the first ``changed`` of them with a new version."""
+    return [
+        revisit(article(number), item=revised(article(number), f"正文{number}，修订后") if number <= changed else article(number),
+                validators={f"/page/{number}": ["etag-new", None]})
+        for number in range(1, count + 1)
+    ]
+
+
+def test_more_than_half_of_the_whole_revisits_revised_is_a_layout_alarm_and_writes_none(crawler, tmp_path):
+    run(crawler, *[article(number) for number in range(1, 19)])
+    run(crawler, *whole_revisits(18, changed=10))
+    assert lines(tmp_path / "changes.jsonl") == []
+    assert crawler.stats.get_value("theory/layout/revisions_over_half") == 10
+    assert crawler.stats.get_value("theory/revisit/revised") is None
+    state = crawler.spider.state
+    # Nothing of the withheld revisits is kept: next run reads them whole again and decides again.
+    assert state.revision(article(1).article_id)["version"] == 1
+    assert state.validators("/page/1") == (None, None)
+    assert state.validators("/page/18") == ("etag-new", None)  # an unchanged one is recorded as usual
+
+
+@pytest.mark.parametrize("count, changed", [(20, 10), (9, 9)], ids=["half", "fewer-than-10"])
+def test_half_of_the_whole_revisits_or_fewer_than_10_are_recorded(crawler, tmp_path, count, changed):
+    run(crawler, *[article(number) for number in range(1, count + 1)])
+    run(crawler, *whole_revisits(count, changed))
+    assert len(lines(tmp_path / "changes.jsonl")) == changed
+    assert crawler.stats.get_value("theory/layout/revisions_over_half") is None
+    assert crawler.spider.state.validators("/page/1") == ("etag-new", None)
 
 
 def test_events_after_the_last_sync_are_replayed_on_the_state_and_a_torn_event_is_cut(crawler, tmp_path):

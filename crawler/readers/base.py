@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from lxml import etree
@@ -129,3 +130,46 @@ def image_sources(response, body) -> list[str]:
     placeholders = placeholder_sources([image.get("src") or "" for image in images])
     urls = (image_url(dict(image.attrib)) for image in images)
     return [response.urljoin(url) for url in urls if url and url not in placeholders]
+
+
+# --- what a page that is not an article shows of itself (crawler.revisions decides what it means) ---
+
+DOCUMENT_TITLE = compile_query("//title")
+MAIN_HEADINGS = (compile_query("//h1"), compile_query("//h2"))
+PAGE_TEXT = compile_query("//body//text()[not(ancestor::script) and not(ancestor::style) and not(ancestor::noscript)]")
+META_REFRESH = compile_query(
+    "//meta[translate(@http-equiv, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') = 'refresh']"
+)
+SCRIPTS = compile_query("//script/text()")
+# A script that sends the visitor elsewhere or loads the page again, as a bot check does once its cookie is set.
+RELOAD_SCRIPT = re.compile(r"location\s*\.\s*(?:reload|replace|assign)\s*\(|location(?:\s*\.\s*href)?\s*=[^=]")
+# Enough of a page's text to find a phrase in a short page; a long page is no bot check anyway.
+PAGE_TEXT_SAMPLE = 2000
+
+
+@dataclass
+class PageSigns:
+    """How a page presents itself, whatever its layout: what a revisit looks at when the page is not
+    an article page (``crawler.revisions.classify``)."""
+
+    title: str = ""  # the <title>
+    heading: str = ""  # the main heading: the first h1, else the first h2
+    text: str = ""  # the visible text, whitespace collapsed, its first PAGE_TEXT_SAMPLE characters
+    text_length: int = 0  # characters of visible text, whitespace left out
+    meta_refresh: bool = False
+    reload_script: bool = False
+
+
+def read_page_signs(response) -> PageSigns:
+    root = response.selector.root
+    title = DOCUMENT_TITLE(root)
+    heading = next((text for query in MAIN_HEADINGS for node in query(root) if (text := text_of(node).strip())), "")
+    words = " ".join(" ".join(PAGE_TEXT(root)).split())
+    return PageSigns(
+        title=" ".join(text_of(title[0]).split()) if title else "",
+        heading=" ".join(heading.split()),
+        text=words[:PAGE_TEXT_SAMPLE],
+        text_length=len(words.replace(" ", "")),
+        meta_refresh=bool(META_REFRESH(root)),
+        reload_script=any(RELOAD_SCRIPT.search(script) for script in SCRIPTS(root)),
+    )

@@ -29,7 +29,17 @@ from crawler.loaders import ArticlePage, load_article
 from crawler.middlewares import HostDown, RedirectFailed
 from crawler.readers import current, legacy
 from crawler.spiders.archive import ArchiveSource
-from crawler.revisions import PRESENT, REDIRECTS, UNKNOWN, RevisitResult, classify, not_found_phrase, page_key
+from crawler.readers.base import read_page_signs
+from crawler.revisions import (
+    PRESENT,
+    REDIRECTS,
+    UNKNOWN,
+    RevisitResult,
+    classify,
+    has_frame,
+    not_found_phrase,
+    page_key,
+)
 from crawler.state import CrawlLocked, CrawlState
 from crawler.urls import (
     CURRENT,
@@ -67,6 +77,8 @@ REVISIT_STATUSES = [304, 404, 410, *sorted(REDIRECTS)]
 MIN_OTHER_CHANNEL = 5
 # Events of a walk that are layout alarms, not warnings.
 LAYOUT_EVENTS = frozenset({"feed_missing"})
+# Bot checks met by revisits that the run report shows (URL and <title>); the rest are only counted.
+MAX_BOT_CHECK_EXAMPLES = 5
 
 
 # Short names of Scrapy's download errors, for log lines, stats and the state's last_error.
@@ -147,6 +159,8 @@ class TheorySpider(ArchiveSource, scrapy.Spider):
         spider.revisit_days = settings.getfloat("THEORY_REVISIT_DAYS")
         spider.revisit_budget = settings.getint("THEORY_REVISIT_BUDGET")
         spider.setup_archive(settings)  # THEORY_LEGACY_SOURCE: crawler/spiders/archive.py
+        spider.revisit_min_hours = settings.getfloat("THEORY_REVISIT_MIN_HOURS")
+        spider.not_found_phrases = tuple(settings.getlist("THEORY_NOT_FOUND_PHRASES"))
         # Taken before anything is fetched or written: a second run on the same data dir stops here.
         try:
             spider.state = CrawlState(settings.get("THEORY_DATA_DIR"))
@@ -263,9 +277,19 @@ class TheorySpider(ArchiveSource, scrapy.Spider):
         if not self.revisit:
             return []
         # Published dates are Beijing dates; a day either way does not matter for a 30-day window.
-        since = (datetime.now(timezone.utc) - timedelta(days=min(self.revisit_days, 365_000))).date().isoformat()
+        now = datetime.now(timezone.utc)
+        since = (now - timedelta(days=min(self.revisit_days, 365_000))).date().isoformat()
+        future = self.state.bring_back_future_times()
+        if future:
+            self.logger.warning(
+                "%d times of writes or checks in the state are later than now (a run with its clock ahead?);"
+                " they are taken as now", future,
+            )
+            self.crawler.stats.set_value("theory/revisit/future_times", future)
+        # An article written, fetched or checked within THEORY_REVISIT_MIN_HOURS is what the site serves now.
+        seen_before = (now - timedelta(hours=min(self.revisit_min_hours, 24 * 365_000))).isoformat(timespec="seconds")
         targets = [
-            target for target in self.state.revisit_targets(since, self.revisit_budget, self.only_sections)
+            target for target in self.state.revisit_targets(since, self.revisit_budget, self.only_sections, seen_before)
             if layout_of(target[1]) == site
         ]
         if targets:
@@ -300,7 +324,8 @@ class TheorySpider(ArchiveSource, scrapy.Spider):
         )
 
     def parse_revisit(self, response, url: str, page_count: int, pages: list[ArticlePage], conditional: bool, validators: dict):
-        self.crawler.stats.inc_value("theory/revisit/pages")
+        stats = self.crawler.stats
+        stats.inc_value("theory/revisit/pages")
         number = len(pages) + 1
         id_ = article_id(url)
         if response.status == 304:
@@ -311,21 +336,35 @@ class TheorySpider(ArchiveSource, scrapy.Spider):
         if response.status in REDIRECTS:
             location = response.headers.get("Location")
             target = response.urljoin(location.decode("latin-1")) if location else None
-        page = None
+        page = signs = None
+        if response.status == 200:
+            # A page with a body: it counts in the run's parse-failure ratio, so that a new template
+            # raises the layout alarm instead of passing for removals.
+            stats.inc_value("theory/revisit/pages_read")
         if response.status == 200 and isinstance(response, TextResponse):
             try:
                 page = self.read_article_page[layout_of(url)](response)
+                if not has_frame(page):
+                    signs = read_page_signs(response)
             except Exception:  # as in parse_article: one unreadable page is not a reason to stop
                 self.logger.exception("revisit: page %s could not be read", response.url)
-        if number > 1 and response.status != 200:
-            # A later page gone while page 1 is there: nothing to say about the article as a whole.
-            return [RevisitResult(id_, url, UNKNOWN, status=response.status, reason=f"page_{number}_http_{response.status}")]
-        verdict = classify(response.status, target, url, page) if number == 1 else (PRESENT if page else UNKNOWN)
-        if verdict != PRESENT or page is None:
+        verdict = classify(response.status, target, url, page, signs, self.not_found_phrases)
+        reason = verdict.reason
+        if response.status == 200 and not isinstance(response, TextResponse):
+            reason = "not_html"
+        if reason == "bot_check":
+            self.bot_check_seen(response.url, signs)
+        elif reason in ("not_an_article", "unreadable", "not_html"):
+            self.logger.warning("revisit: page %s does not read as an article page (%s)", response.url, reason)
+            stats.inc_value("theory/revisit/parse_failures")
+        if verdict.kind != PRESENT and number > 1:
+            # A later page missing or unreadable while page 1 is there: nothing to say about the article as
+            # a whole, and no whole article to compare either.
+            return [RevisitResult(id_, url, UNKNOWN, status=response.status, reason=f"page_{number}_{reason}")]
+        if verdict.kind != PRESENT:
             return self.with_archived_copy(RevisitResult(
-                id_, url, verdict, status=response.status, redirect_target=target,
-                reason=None if verdict != UNKNOWN else ("not_html" if response.status == 200 else f"http_{response.status}"),
-                phrase=not_found_phrase(page),
+                id_, url, verdict.kind, status=response.status, redirect_target=target, reason=reason,
+                phrase=not_found_phrase(signs, self.not_found_phrases, page),
             ))
         validators = {**validators, page_key(article_page_url(url, number)): [
             header.decode("latin-1") if header else None
@@ -340,8 +379,18 @@ class TheorySpider(ArchiveSource, scrapy.Spider):
         pages = [*pages, page]
         if len(pages) < pages[0].total_pages:
             return [self.revisit_request(url, pages[0].total_pages, pages, False, validators)]
+        # Every page of the article read as an article page: only such a whole article may be compared.
         item = load_article(pages, section_name_fallback=self.section_names.get(page.section_id))
         return [RevisitResult(id_, url, PRESENT, status=200, item=item, validators=validators)]
+
+    def bot_check_seen(self, url: str, signs) -> None:
+        """A bot check stands in front of the article: counted apart, with a few examples for the report."""
+        stats = self.crawler.stats
+        stats.inc_value("theory/revisit/bot_checks")
+        examples = stats.get_value("theory/revisit/bot_check_examples") or []
+        if len(examples) < MAX_BOT_CHECK_EXAMPLES:
+            stats.set_value("theory/revisit/bot_check_examples", [*examples, {"url": url, "title": signs.title}])
+        self.logger.warning("revisit: page %s is a bot check (%r); it tells nothing about the article", url, signs.title)
 
     def revisit_failed(self, failure):
         """Timeouts, refused connections, 5xx after retries: no judgement on the article either way."""

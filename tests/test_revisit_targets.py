@@ -1,0 +1,67 @@
+"""CrawlState.revisit_targets: which written articles a run revisits, on a real state in a temporary dir."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from crawler.state import CrawlState
+
+def ago(hours: float) -> str:
+    return (datetime.now(timezone.utc) - timedelta(hours=hours)).isoformat(timespec="seconds")
+
+
+@pytest.fixture
+def state(tmp_path):
+    state = CrawlState(tmp_path)
+    yield state
+    state.close()
+
+
+def written(state: CrawlState, number: int, written_hours_ago: float, checked_hours_ago: float | None = None, **revision):
+    article_id = f"19010100000000{number}"
+    state.mark_written(article_id, f"http://theory.example/241/201901/01/{article_id}.shtml", "241", f"hash{number}")
+    state.db.execute("UPDATE articles SET updated_at = ? WHERE article_id = ?", (ago(written_hours_ago), article_id))
+    state.record_first_version(article_id, "2019-01-01", 1, f"hash{number}")
+    if checked_hours_ago is not None:
+        revision["checked_at"] = ago(checked_hours_ago)
+    if revision:
+        state.update_revision(article_id, **revision)
+    return article_id
+
+
+def targets(state: CrawlState, min_hours: float | None, recent_since: str = "2000-01-01") -> set[str]:
+    seen_before = None if min_hours is None else ago(min_hours)
+    return {article_id for article_id, _, _ in state.revisit_targets(recent_since, 100, seen_before=seen_before)}
+
+
+@pytest.mark.parametrize("recent_since", ["2000-01-01", "2100-01-01"], ids=["recent", "budget"])
+def test_articles_written_or_checked_within_the_minimum_hours_are_left_for_later(state, recent_since):
+    fresh = written(state, 1, written_hours_ago=1)
+    checked = written(state, 2, written_hours_ago=100, checked_hours_ago=3)
+    due = written(state, 3, written_hours_ago=100, checked_hours_ago=30)
+    never_checked = written(state, 4, written_hours_ago=21)
+    assert targets(state, 20, recent_since) == {due, never_checked}
+    assert targets(state, 0, recent_since) == {fresh, checked, due, never_checked}
+    assert targets(state, None, recent_since) == {fresh, checked, due, never_checked}
+
+
+def test_an_article_on_its_way_to_a_removal_is_revisited_however_recent(state):
+    failing = written(state, 1, written_hours_ago=100, checked_hours_ago=1, failing_runs=1, failing_since=ago(1))
+    removed = written(state, 2, written_hours_ago=100, checked_hours_ago=1, failing_runs=2, removed=1)
+    assert targets(state, 20) == {failing}
+    assert removed not in targets(state, 20)
+
+
+def test_times_in_the_future_are_brought_back_to_now(state):
+    """A run with its clock a year ahead must not keep its articles from their revisits for a year."""
+    ahead = written(state, 1, written_hours_ago=-24 * 400)
+    checked_ahead = written(state, 2, written_hours_ago=100, checked_hours_ago=-24 * 400)
+    assert targets(state, 20) == set()
+    assert state.bring_back_future_times() == 2
+    assert state.bring_back_future_times() == 0
+    assert targets(state, 20) == set()  # now they count as written and checked just now ...
+    assert targets(state, 0) == {ahead, checked_ahead}  # ... and are due once the hours have passed
+    (checked_at,) = state.db.execute("SELECT checked_at FROM revisions WHERE article_id = ?", (checked_ahead,)).fetchone()
+    assert checked_at <= datetime.now(timezone.utc).isoformat(timespec="seconds")
