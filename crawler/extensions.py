@@ -88,7 +88,7 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
         "revisits": {
             name: stats.get(f"theory/revisit/{name}", 0)
             for name in (
-                "revisited", "not_modified", "revised", "removed", "restored", "failing",
+                "revisited", "not_modified", "revised", "corrected", "removed", "restored", "failing",
                 # removal evidence seen again before THEORY_REMOVAL_MIN_HOURS had passed; revisions not
                 # recorded because more than half of the whole revisits found one (a layout alarm)
                 "removal_too_soon", "revisions_withheld",

@@ -28,7 +28,7 @@ from crawler.capture import Capture
 from crawler.drift import FieldWatch
 from crawler.items import ContentDuplicate
 from crawler.processors import utc_now_iso
-from crawler.revisions import PRESENT, REMOVED, RevisitResult
+from crawler.revisions import PRESENT, REMOVED, RevisitResult, correctable_fields, corrections
 
 
 logger = logging.getLogger(__name__)
@@ -414,7 +414,8 @@ class StoragePipeline(_StatePipeline):
                 continue
             self.state.mark_written(record["article_id"], record["url"], record.get("section_id"), record.get("content_hash"))
             self.state.record_first_version(
-                record["article_id"], record.get("published_date"), record.get("page_count"), record.get("content_hash")
+                record["article_id"], record.get("published_date"), record.get("page_count"), record.get("content_hash"),
+                correctable_fields(record),
             )
             if self.field_watch and isinstance(record.get("url"), str):
                 self.field_watch.record(record)
@@ -443,7 +444,7 @@ class StoragePipeline(_StatePipeline):
             with open(path, "r+b") as tail:
                 tail.seek(synced)
                 for event in self.read_tail(path, tail, synced):
-                    if isinstance(event, dict) and event.get("event") in ("revised", "removed", "restored") and event.get("article_id"):
+                    if isinstance(event, dict) and event.get("event") in ("revised", "corrected", "removed", "restored") and event.get("article_id"):
                         self.state.apply_event(event)
                         replayed += 1
         except OSError as error:
@@ -552,7 +553,8 @@ class StoragePipeline(_StatePipeline):
             self.out.append(record)
             self.state.mark_written(record["article_id"], record["url"], record["section_id"], record["content_hash"])
             self.state.record_first_version(
-                record["article_id"], record["published_date"], record["page_count"], record["content_hash"]
+                record["article_id"], record["published_date"], record["page_count"], record["content_hash"],
+                correctable_fields(record),
             )
             self.stats.inc_value("theory/written")
             if self.field_watch:
@@ -595,7 +597,8 @@ class StoragePipeline(_StatePipeline):
         if result.verdict == PRESENT:
             self.present_revisits += 1
         if result.verdict == PRESENT and result.item is not None:
-            if ItemAdapter(result.item)["content_hash"] != self.state.revision(result.article_id)["content_hash"]:
+            known, item = self.state.revision(result.article_id), dict(ItemAdapter(result.item))
+            if item["content_hash"] != known["content_hash"] or corrections(known["fields"], correctable_fields(item)):
                 self.held_revisions.append(result)  # its events, state and validators wait alike
                 return
         self.record_revisit(result)
@@ -619,8 +622,17 @@ class StoragePipeline(_StatePipeline):
                     "event": "revised", **base, "version": known["version"] + 1,
                     "previous_content_hash": known["content_hash"], "detected_at": now, "item": item,
                 })
+            elif item is not None and (changed := corrections(known["fields"], correctable_fields(item))):
+                # The same title and body with other field values: the site fixed a name, or today's readers
+                # read the page better than those that wrote the line.
+                events.append({
+                    "event": "corrected", **base, "fields": changed, "detected_at": now,
+                    "evidence": {"status": result.status, "warc": item.get("warc") or [], "parser_version": item.get("parser_version")},
+                })
             if item is not None:
                 updates["page_count"] = item["page_count"]
+                if known["fields"] is None:  # a line written before fields were kept: what it reads now is the base
+                    updates["fields"] = json.dumps(correctable_fields(item), ensure_ascii=False)
             updates.update(failing_runs=0, failing_since=None)
         elif result.verdict == REMOVED:
             failing_runs, failing_since = known["failing_runs"] + 1, known["failing_since"] or now
@@ -644,8 +656,8 @@ class StoragePipeline(_StatePipeline):
             stats.inc_value(f"theory/revisit/unknown/{result.reason or result.status}")
         for event in events:
             self.changes.append(event)
-            if self.capture and event["event"] == "revised":
-                self.capture.page_written(event["item"])
+            if self.capture and event["event"] in ("revised", "corrected") and result.item is not None:
+                self.capture.page_written(dict(ItemAdapter(result.item)))
         try:
             for event in events:
                 self.state.apply_event(event)

@@ -151,3 +151,36 @@ def page_key(url: str) -> str:
     still matches (the two sites' article paths never collide)."""
     parts = urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+# The fields a correction may change: everything of a line but its title and body (those make content_hash,
+# and a change there is a revision) and what the crawl itself computes.
+CORRECTABLE_FIELDS = ("section_name", "authors", "source", "published_date", "published_time", "published_at", "editor", "images")
+
+
+def correctable_fields(record: dict) -> dict:
+    return {name: record.get(name) for name in CORRECTABLE_FIELDS}
+
+
+def corrections(recorded: dict | None, now: dict) -> dict[str, dict]:
+    """The fields whose value ``now`` differs from the ``recorded`` one, as {field: {"old", "new"}}.
+
+    A field that came out empty where a value was recorded is no correction: a template that stopped
+    yielding it looks the same, and the field drift alarm is what speaks of that. Without a recorded
+    version (a line written before fields were kept) there is nothing to compare with.
+    """
+    if recorded is None:
+        return {}
+    return {
+        name: {"old": recorded.get(name), "new": value}
+        for name, value in now.items()
+        if comparable(name, value) != comparable(name, recorded.get(name)) and (value or not recorded.get(name))
+    }
+
+
+def comparable(name: str, value):
+    """Image URLs by path and query: the same image served from another host or scheme (a mirror, a move
+    to https) is no correction."""
+    if name == "images" and isinstance(value, list):
+        return [page_key(url) if isinstance(url, str) else url for url in value]
+    return value

@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from crawler.revisions import correctable_fields
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
     article_id   TEXT PRIMARY KEY,
@@ -62,7 +64,9 @@ CREATE TABLE IF NOT EXISTS revisions (
     checked_at     TEXT,
     failing_runs   INTEGER NOT NULL DEFAULT 0,
     failing_since  TEXT,
-    removed        INTEGER NOT NULL DEFAULT 0
+    removed        INTEGER NOT NULL DEFAULT 0,
+    -- the correctable fields of the current version, as JSON (crawler.revisions.CORRECTABLE_FIELDS)
+    fields         TEXT
 );
 CREATE INDEX IF NOT EXISTS revisions_by_check ON revisions (checked_at);
 -- The last THEORY_FIELD_WINDOW articles written on each site (crawler/drift.py): which optional fields
@@ -146,6 +150,9 @@ class CrawlState:
             if verdict != "ok":
                 raise sqlite3.DatabaseError(f"quick_check: {verdict}")
             db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(revisions)")}
+            if "fields" not in columns:  # a state written before corrections were kept
+                db.execute("ALTER TABLE revisions ADD COLUMN fields TEXT")
             # A line that was being written when the last run died is either in the file (the storage
             # pipeline finds it in the tail) or not (then the article is owed again).
             db.execute("UPDATE articles SET status = 'pending' WHERE status = 'claimed'")
@@ -301,12 +308,15 @@ class CrawlState:
 
     # --- revisits ---
 
-    def record_first_version(self, article_id: str, published_date: str | None, page_count: int | None, content_hash: str | None) -> None:
+    def record_first_version(
+        self, article_id: str, published_date: str | None, page_count: int | None, content_hash: str | None,
+        fields: dict | None = None,
+    ) -> None:
         """An article just written (or found written by recovery) is version 1, unless revisions know more."""
         self.db.execute(
-            "INSERT OR IGNORE INTO revisions (article_id, published_date, page_count, version, content_hash)"
-            " VALUES (?, ?, ?, 1, ?)",
-            (article_id, published_date, page_count, content_hash),
+            "INSERT OR IGNORE INTO revisions (article_id, published_date, page_count, version, content_hash, fields)"
+            " VALUES (?, ?, ?, 1, ?, ?)",
+            (article_id, published_date, page_count, content_hash, json.dumps(fields, ensure_ascii=False) if fields else None),
         )
 
     def written_without_first_version(self) -> int:
@@ -362,12 +372,14 @@ class CrawlState:
     def revision(self, article_id: str) -> dict:
         row = self.db.execute(
             "SELECT COALESCE(r.version, 1), COALESCE(r.content_hash, a.content_hash), COALESCE(r.failing_runs, 0),"
-            " r.failing_since, COALESCE(r.removed, 0) FROM articles a LEFT JOIN revisions r USING (article_id)"
+            " r.failing_since, COALESCE(r.removed, 0), r.fields FROM articles a LEFT JOIN revisions r USING (article_id)"
             " WHERE a.article_id = ?",
             (article_id,),
-        ).fetchone() or (1, None, 0, None, 0)
-        keys = ("version", "content_hash", "failing_runs", "failing_since", "removed")
-        return dict(zip(keys, row))
+        ).fetchone() or (1, None, 0, None, 0, None)
+        keys = ("version", "content_hash", "failing_runs", "failing_since", "removed", "fields")
+        known = dict(zip(keys, row))
+        known["fields"] = json.loads(known["fields"]) if known["fields"] else None
+        return known
 
     def update_revision(self, article_id: str, **values) -> None:
         self.db.execute("INSERT OR IGNORE INTO revisions (article_id) VALUES (?)", (article_id,))
@@ -382,7 +394,12 @@ class CrawlState:
             self.update_revision(
                 article, version=event["version"], content_hash=item["content_hash"],
                 page_count=item.get("page_count"), published_date=item.get("published_date"),
+                fields=json.dumps(correctable_fields(item), ensure_ascii=False),
             )
+        elif kind == "corrected":
+            fields = self.revision(article)["fields"] or {}
+            fields.update((name, change["new"]) for name, change in event["fields"].items())
+            self.update_revision(article, fields=json.dumps(fields, ensure_ascii=False))
         elif kind == "removed":
             self.update_revision(article, removed=1)
         elif kind == "restored":

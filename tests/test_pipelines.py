@@ -14,7 +14,7 @@ from scrapy.utils.test import get_crawler
 from crawler.items import ArticleItem
 from crawler.processors import content_hash
 from crawler.pipelines import DedupePipeline, StoragePipeline, ValidationPipeline
-from crawler.revisions import RevisitResult
+from crawler.revisions import RevisitResult, corrections
 from crawler.state import CrawlState
 from crawler.pipelines import load_schema
 
@@ -316,3 +316,54 @@ def test_events_after_the_last_sync_are_replayed_on_the_state_and_a_torn_event_i
     pipeline.process_item(revisit(article(1), item=changed))  # the replayed version: no second event
     pipeline.close_spider()
     assert len(lines(tmp_path / "changes.jsonl")) == 1
+
+
+# --- corrections: the same title and body, other field values -------------------------------------
+
+
+def change_validator() -> Draft7Validator:
+    from referencing import Registry, Resource
+
+    article_schema = load_schema()
+    registry = Registry().with_resource(article_schema["$id"], Resource.from_contents(article_schema))
+    return Draft7Validator(load_schema("change"), registry=registry, format_checker=FormatChecker())
+
+
+def test_a_revisit_reading_other_field_values_makes_one_corrected_event(crawler, tmp_path):
+    run(crawler, article(1))
+    fixed = replace(article(1), authors=["张三", "李四"], editor="王五")  # same title and body: same content_hash
+    run(crawler, revisit(article(1), item=fixed, validators={"/p/1": ["etag-2", None]}))
+    run(crawler, revisit(article(1), item=fixed))  # read the same again: nothing new
+    (event,) = lines(tmp_path / "changes.jsonl")
+    assert event["event"] == "corrected"
+    assert event["fields"] == {
+        "authors": {"old": article(1).authors, "new": ["张三", "李四"]},
+        "editor": {"old": article(1).editor, "new": "王五"},
+    }
+    assert event["evidence"]["status"] == 200 and event["evidence"]["parser_version"] == fixed.parser_version
+    change_validator().validate(event)
+    assert crawler.stats.get_value("theory/revisit/corrected") == 1
+
+
+def test_a_field_that_came_out_empty_is_no_correction(crawler, tmp_path):
+    run(crawler, replace(article(1), editor="王五"))
+    run(crawler, revisit(article(1), item=replace(article(1), editor=None)))
+    assert lines(tmp_path / "changes.jsonl") == []
+
+
+@pytest.mark.parametrize(
+    "recorded, now, changed",
+    [
+        (None, {"editor": "王五"}, {}),  # a line written before fields were kept: nothing to compare with
+        ({"editor": "王五"}, {"editor": "王五"}, {}),
+        ({"editor": None}, {"editor": "王五"}, {"editor": {"old": None, "new": "王五"}}),
+        ({"editor": "王五"}, {"editor": None}, {}),  # came out empty: the drift alarm's business
+        ({"authors": ["文", "苏强平"]}, {"authors": ["苏强平"]}, {"authors": {"old": ["文", "苏强平"], "new": ["苏强平"]}}),
+        # the same image from another host (a mirror, https) is no correction; another image is
+        ({"images": ["http://a.example/i/1.jpg?r=1"]}, {"images": ["https://b.example/i/1.jpg?r=1"]}, {}),
+        ({"images": ["http://a.example/i/1.jpg"]}, {"images": ["http://a.example/i/2.jpg"]},
+         {"images": {"old": ["http://a.example/i/1.jpg"], "new": ["http://a.example/i/2.jpg"]}}),
+    ],
+)
+def test_corrections(recorded, now, changed):
+    assert corrections(recorded, now) == changed

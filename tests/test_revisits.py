@@ -238,10 +238,10 @@ def touch_articles(www: Path, expected: list[dict]) -> None:
 
 
 def wait_for_progress(process: subprocess.Popen, pages: int, timeout: float = 60) -> None:
-    """Poll the crawl's progress lines (LOGSTATS_INTERVAL) until it has fetched ``pages`` pages."""
+    """Poll the crawl's progress lines (LOGSTATS_INTERVAL) until it has had ``pages`` responses."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        done = [int(n) for n in re.findall(r"progress: (\d+) pages", log_of(process))]
+        done = [int(n) for n in re.findall(r"progress: (\d+) responses", log_of(process))]
         if done and done[-1] >= pages:
             assert process.poll() is None, "the crawl ended before it could be stopped"
             return
@@ -339,3 +339,25 @@ def test_current_site_articles_are_revisited_alike_gzip_and_all(serve_mirror, sh
     fourth = crawl("", data_dir, **settings)
     assert len(events(data_dir)) == len(edited) + len(gone) and fourth.report["revisits"]["revised"] == 0
     assert (data_dir / ARTICLES).read_bytes() == articles_before
+
+
+def test_a_site_that_fixes_an_author_name_gives_one_corrected_event(serve_mirror, www, expected, tmp_path):
+    data_dir = tmp_path / "data"
+    server = serve_mirror(www)
+    assert crawl(server.url, data_dir, **ALL_RECENT).returncode == 0
+    row = next(r for r in expected if len(r["authors"]) == 1 and r["page_count"] == 1 and not r["duplicate_of"])
+    path = www / row["url"].lstrip("/")
+    page = read_gbk(path)
+    assert page.count(f"作者：{row['authors'][0]}") == 1
+    write_gbk(path, page.replace(f"作者：{row['authors'][0]}", "作者：苏强平"))
+    touch_later(path)
+
+    first = crawl(server.url, data_dir, **ALL_RECENT)
+    again = crawl(server.url, data_dir, **ALL_RECENT)
+    assert first.returncode == 0 == again.returncode, first.stderr[-3000:]
+    (event,) = events(data_dir)
+    assert (event["event"], event["article_id"]) == ("corrected", row["article_id"])
+    assert event["fields"] == {"authors": {"old": row["authors"], "new": ["苏强平"]}}
+    assert event["evidence"]["warc"] and event["evidence"]["status"] == 200
+    validate_change(event)
+    assert first.report["revisits"]["corrected"] == 1 and again.report["revisits"]["corrected"] == 0
