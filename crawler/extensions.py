@@ -222,6 +222,10 @@ class RunReport:
 def format_report(report: dict) -> str:
     lines = []
     for key, value in report.items():
+        if key == "appended" and isinstance(value, dict):  # the byte ranges; the digests are for programs
+            value = {name: f"{entry['start']}-{entry['end']} ({entry['lines']} lines)" for name, entry in value.items()}
+        elif key == "warc_files" and isinstance(value, list):
+            value = ", ".join(f"{entry['file']} {entry['start']}-{entry['end']}" for entry in value) or "-"
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
         lines.append(f"  {key:<22} {value}")

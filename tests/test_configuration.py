@@ -45,6 +45,7 @@ def settings(tmp_path, **changes) -> Settings:
         ({"THEORY_REMOVAL_CONFIRMATIONS": "0"}, {}, "must be at least 1"),
         ({"THEORY_FIELD_WINDOW": "0"}, {}, "THEORY_FIELD_WINDOW='0' must be at least 1"),
         ({"THEORY_FIELD_WINDOW": "x"}, {}, "THEORY_FIELD_WINDOW='x' is not an integer"),
+        ({"THEORY_DELIVERY_DIR": "/nonexistent/bags"}, {}, "THEORY_DELIVERY_DIR='/nonexistent/bags' is not a writable directory"),
     ],
 )
 def test_a_bad_setting_or_argument_is_named(tmp_path, changes, arguments, complaint):

@@ -161,6 +161,19 @@ def test_a_killed_delivery_leaves_no_partial_bag_and_the_next_delivers_every_run
     assert set(json.loads((data_dir / LEDGER).read_text())["runs"]) == set(reports(data_dir))
 
 
+def test_with_theory_delivery_dir_every_run_ends_by_delivering_its_bag(serve_mirror, www, tmp_path):
+    data_dir, dest = tmp_path / "data", tmp_path / "dest"
+    dest.mkdir()
+    server = serve_mirror(www)
+    for _ in range(2):
+        run = crawl(server.url, data_dir, "sections=253", "revisit=0", THEORY_DELIVERY_DIR=str(dest))
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert len(bags(dest)) == len(reports(data_dir))
+    first, second = bags(dest)
+    assert_valid(first)
+    assert payload(first) == (data_dir / ARTICLES).read_bytes() and payload(second) == b""
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 2 MiB tmpfs (root only), unmounted after the test."""
