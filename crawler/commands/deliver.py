@@ -51,7 +51,7 @@ def deliver(data_dir: Path, dest: Path, sites: list[str], everything: bool = Fal
             print("deliver: every run with a report is delivered already")
         return EXIT_OK
     except DeliveryFailed as error:
-        print(f"theory-crawler: {error}; nothing more recorded as delivered", file=sys.stderr)
+        print(f"theory-crawler: {error}; the runs not delivered stay owed to the next delivery", file=sys.stderr)
         return error.status
     finally:
         lock.close()
