@@ -157,7 +157,12 @@ class Ledger:
 
     def __init__(self, path: Path):
         self.path = path
-        data = json.loads(path.read_text("utf-8")) if path.exists() else {}
+        try:
+            data = json.loads(path.read_text("utf-8")) if path.exists() else {}
+        except (OSError, ValueError) as error:
+            raise DeliveryFailed(
+                1, f"{path} cannot be read ({error}); move it aside, and the next delivery records again the bags it finds in DEST"
+            ) from None
         self.runs: dict[str, dict] = data.get("runs", {})
         self.keys: dict[str, set[str]] = {name: set(data.get("keys", {}).get(name, [])) for name in JSONL_FILES}
         self.ends: dict[str, int] = data.get("ends", {})
@@ -168,7 +173,10 @@ class Ledger:
             self.keys[name].update(line_key(name, line) for line in kept)
         for name, end in ends.items():
             self.ends[name] = max(end, self.ends.get(name, 0))
-        self.save()
+        try:
+            self.save()
+        except OSError as error:  # the bag is in place: the next delivery finds it and records it
+            raise DeliveryFailed(WRITE_FAILED, f"cannot write {self.path}: {error.strerror or error}") from None
 
     def save(self) -> None:
         data = {"runs": self.runs, "ends": self.ends, "keys": {name: sorted(keys) for name, keys in self.keys.items()}}

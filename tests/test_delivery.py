@@ -10,7 +10,7 @@ import bagit
 import pytest
 from scrapy.utils.test import get_crawler
 
-from crawler.delivery import LEDGER, deliver_runs
+from crawler.delivery import LEDGER, DeliveryFailed, deliver_runs
 from crawler.extensions import RunReport
 from crawler.pipelines import StoragePipeline
 from crawler.state import CrawlState
@@ -126,3 +126,20 @@ def test_a_bag_renamed_by_a_killed_delivery_is_recorded_not_made_again_and_a_par
     assert sorted(path.name for path in dest.iterdir()) == [bag.name, second.name]
     assert article_ids((second / "data" / "articles.jsonl").read_bytes()) == [article(2).article_id]
     assert deliver_runs(tmp_path, dest, []) == []
+
+
+def test_a_damaged_ledger_stops_the_delivery_and_once_moved_aside_the_bags_in_dest_are_recorded_again(tmp_path, state):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    crawler, pipeline = new_run(tmp_path, state)
+    pipeline.process_item(article(1))
+    end_run(crawler, pipeline)
+    (bag, _), = deliver_runs(tmp_path, dest, [])
+    (tmp_path / LEDGER).write_text('{"runs": {', encoding="utf-8")
+    with pytest.raises(DeliveryFailed, match="move it aside") as failed:
+        deliver_runs(tmp_path, dest, [])
+    assert failed.value.status == 1
+    (tmp_path / LEDGER).rename(tmp_path / "delivered.json.damaged")
+    assert deliver_runs(tmp_path, dest, []) == []  # recorded from DEST, not made again
+    assert [path.name for path in dest.iterdir()] == [bag.name]
+    assert json.loads((tmp_path / LEDGER).read_text())["keys"]["articles.jsonl"] == [article(1).article_id]

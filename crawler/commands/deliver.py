@@ -36,8 +36,8 @@ def deliver(data_dir: Path, dest: Path, sites: list[str], everything: bool = Fal
     except OSError as error:
         print(f"theory-crawler: cannot lock {data_dir}: {error.strerror}", file=sys.stderr)
         return 2
-    # bagit logs every file it hashes at INFO
-    logging.getLogger("bagit").setLevel(logging.WARNING)
+    # bagit logs every file it hashes, and a failure with its traceback: the failure is our one line
+    logging.getLogger("bagit").setLevel(logging.CRITICAL)
     try:
         if everything:
             bag = deliver_all(data_dir, dest, sites)
