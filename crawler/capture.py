@@ -30,6 +30,11 @@ def wire_headers(headers) -> list[tuple[str, str]]:
     return [(name.decode("latin-1"), value.decode("latin-1")) for name, values in headers.items() for value in values]
 
 
+def wacz_name(warc_files: list[Path]) -> str:
+    """The name of the WACZ that packages a run's WARC files (the run report names it before it is made)."""
+    return Path(warc_files[0]).name.removesuffix(f"-00000{SUFFIX}") + ".wacz"
+
+
 class Capture:
     def __init__(self, data_dir: Path, max_size: int, warcinfo: dict[str, str]):
         self.warc_dir = Path(data_dir) / "warc"
@@ -98,7 +103,7 @@ class Capture:
         if not files or reason == "output_error":  # no room for a package: the next run's recovery will do
             return
         self.wacz_dir.mkdir(parents=True, exist_ok=True)
-        out = self.wacz_dir / (files[0].name.removesuffix(f"-00000{SUFFIX}") + ".wacz")
+        out = self.wacz_dir / wacz_name(files)
         try:
             package_wacz(files, self.pages, out)
         except (RuntimeError, OSError) as error:

@@ -138,3 +138,6 @@ def check(settings, spider_arguments: dict[str, str]) -> None:
     _number(settings, "THEORY_FIELD_WINDOW", int, 1)
     _archive(settings)
     _data_dir(settings)
+    delivery = settings.get("THEORY_DELIVERY_DIR") or ""
+    if delivery and not (os.path.isdir(delivery) and os.access(delivery, os.W_OK | os.X_OK)):
+        raise UsageError(f"THEORY_DELIVERY_DIR={delivery!r} is not a writable directory", print_help=False)

@@ -192,12 +192,36 @@ class RunReport:
         self.crawler.stats.set_value("theory/exit_status", status)
         level = logging.INFO if status == EXIT_OK else logging.ERROR
         try:
+            report.update(self.appended(report))
+        except OSError as error:  # the report is still written: it says how the run went
+            logger.error("the run's appended ranges could not be read: %s", error)
+        try:
             path = self.write(report)
         except OSError as error:
             # The summary is logged all the same: an unwritable runs/ must not hide how the run went.
             logger.log(level, "run summary (not written: %s):\n%s", error, format_report(report))
             return
         logger.log(level, "run summary (%s):\n%s", path, format_report(report))
+
+    def appended(self, report: dict) -> dict:
+        """Where this run's output is (crawler/delivery.py): what a downstream archive reads up to."""
+        from crawler.capture import wacz_name
+        from crawler.delivery import JSONL_FILES, appended_ranges, reports, warc_ranges
+
+        data_dir = self.runs_dir.parent
+        earlier = [entry for _, entry in reports(self.runs_dir)]
+        stats = self.crawler.stats
+        synced = {name: stats.get_value(f"theory/synced_size/{name}") for name in JSONL_FILES}
+        capture = getattr(self.crawler, "theory_capture", None)
+        created = [path.name for path in capture.writer.files] if capture else []
+        settings = self.crawler.settings
+        return {
+            "sites": [url for url in (settings.get("THEORY_BASE_URL"), settings.get("THEORY_CHANNEL_URL")) if url],
+            "appended": appended_ranges(data_dir, earlier[-1] if earlier else None, {k: v for k, v in synced.items() if v is not None}),
+            "warc_files": warc_ranges(data_dir / "warc", created, earlier),
+            # packaged by the capture right after this report is written; absent when the run could not write
+            "wacz": f"wacz/{wacz_name(created)}" if created and report["finish_reason"] != "output_error" else None,
+        }
 
     def write(self, report: dict) -> Path:
         """Write the report under a name of its own: never over an earlier run's report."""
@@ -246,6 +270,10 @@ class CoveragePage:
 def format_report(report: dict) -> str:
     lines = []
     for key, value in report.items():
+        if key == "appended" and isinstance(value, dict):  # the byte ranges; the digests are for programs
+            value = {name: f"{entry['start']}-{entry['end']} ({entry['lines']} lines)" for name, entry in value.items()}
+        elif key == "warc_files" and isinstance(value, list):
+            value = ", ".join(f"{entry['file']} {entry['start']}-{entry['end']}" for entry in value) or "-"
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
         lines.append(f"  {key:<22} {value}")

@@ -533,6 +533,9 @@ class StoragePipeline(_StatePipeline):
             self.state.commit()
         except sqlite3.Error as error:
             raise OutputError(self.state.path, error) from None
+        # The run report's ranges end at these: only what the state counts is the run's (crawler/delivery.py).
+        for name, synced in ((ARTICLES_FILE, size), (CHANGES_FILE, changes_size), (DUPLICATES_FILE, duplicates_size)):
+            self.stats.set_value(f"theory/synced_size/{name}", synced)
         self.unsynced = 0
         self.last_sync = time.monotonic()
 

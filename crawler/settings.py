@@ -147,6 +147,10 @@ DOWNLOADER_MIDDLEWARES = {
 }
 
 # --- pipelines and extensions ---
+# Where every run ends by delivering what it appended as BagIt bags, like `scrapy deliver DIR` (see the
+# README's "Delivery"): a downstream archive gets each run once without a cron line of its own. Empty: off.
+THEORY_DELIVERY_DIR = ""
+
 ITEM_PIPELINES = {
     "crawler.pipelines.ValidationPipeline": 100,
     "crawler.pipelines.DedupePipeline": 200,

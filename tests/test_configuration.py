@@ -58,6 +58,7 @@ def settings(tmp_path, **changes) -> Settings:
         ({"THEORY_REVISIT_MIN_HOURS": "a day"}, {}, "THEORY_REVISIT_MIN_HOURS='a day' is not a number"),
         ({"THEORY_NOT_FOUND_PHRASES": "页面不存在,,已删除"}, {}, "THEORY_NOT_FOUND_PHRASES='页面不存在,,已删除' holds a blank"),
         ({"THEORY_NOT_FOUND_PHRASES": 404}, {}, "THEORY_NOT_FOUND_PHRASES=404 is not a list of phrases"),
+        ({"THEORY_DELIVERY_DIR": "/nonexistent/bags"}, {}, "THEORY_DELIVERY_DIR='/nonexistent/bags' is not a writable directory"),
     ],
 )
 def test_a_bad_setting_or_argument_is_named(tmp_path, changes, arguments, complaint):

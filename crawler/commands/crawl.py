@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.exceptions import UsageError
 from twisted.internet.defer import Deferred
 
 from crawler import configuration
+from crawler.commands.deliver import deliver, sites_of
 from crawler.extensions import EXIT_ERROR, EXIT_LOCKED
 from crawler.state import CrawlLocked
 
@@ -47,3 +49,8 @@ class Command(ScrapyCrawlCommand):
             self.exitcode = EXIT_ERROR
         else:
             self.exitcode = crawler.stats.get_value("theory/exit_status", EXIT_ERROR)
+            delivery_dir = self.settings.get("THEORY_DELIVERY_DIR")
+            if delivery_dir:
+                # After the crawl, whose lock is released by now: the report and the WACZ are written. A
+                # failed delivery is its one line; the run's status stays, and the next delivery redoes it.
+                deliver(Path(self.settings.get("THEORY_DATA_DIR")), Path(delivery_dir), sites_of(self.settings))
