@@ -78,7 +78,22 @@ class Capture:
     def sync(self) -> None:
         self.writer.sync()
 
-    def page_written(self, record: dict) -> None:
+    def article_written(self, record: dict) -> None:
+        """An article (or a revised version of one) is about to be written: say which captures it is made of.
+
+        A ``metadata`` record, concurrent to the article's last page's response, lists the record ids
+        of its pages in order (``ARTICLE_RECORD`` format), so re-extraction assembles exactly these
+        captures, whatever else was fetched (a refetch, a killed run's half article). It is written
+        before the line: the line is never durable without it (the WARC is synced first).
+        """
+        pages = [place["record_id"] for place in record.get("warc") or []]
+        if pages:
+            self.writer.write_metadata(
+                url=record["url"],
+                concurrent_to=pages[-1],
+                body={"article_id": record["article_id"], "url": record["url"], "pages": pages},
+                date=datetime.now(timezone.utc),
+            )
         self.pages.append({"url": record["url"], "ts": record["crawled_at"], "title": record["title"]})
 
     def close(self, reason: str) -> None:

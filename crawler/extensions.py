@@ -24,6 +24,7 @@ EXIT_INCOMPLETE = 4  # a site could not be crawled completely: its start page, o
 EXIT_LAYOUT_CHANGED = 5  # pages came back but could not be read
 EXIT_INTERRUPTED = 6  # stopped before the end (SIGINT/SIGTERM, or another close reason)
 EXIT_OUTPUT_FAILED = 7  # the output could not be written (full disk, file size limit, read-only)
+EXIT_DAMAGED_CAPTURE = 8  # reextract: a WARC file is damaged or cut short, or an article's captured pages are missing
 
 EXIT_MEANINGS = {
     EXIT_OK: "completed",
@@ -34,6 +35,7 @@ EXIT_MEANINGS = {
     EXIT_LAYOUT_CHANGED: "the site's layout seems to have changed",
     EXIT_INTERRUPTED: "interrupted before the end",
     EXIT_OUTPUT_FAILED: "the output could not be written",
+    EXIT_DAMAGED_CAPTURE: "the capture is damaged",
 }
 
 

@@ -458,6 +458,7 @@ class StoragePipeline(_StatePipeline):
             return item
         record = dict(ItemAdapter(item))  # shallow: the values are already JSON types
         try:
+            self.capture_article(record)
             self.out.append(record)
             self.state.mark_written(record["article_id"], record["url"], record["section_id"], record["content_hash"])
             self.state.record_first_version(
@@ -466,13 +467,19 @@ class StoragePipeline(_StatePipeline):
             self.stats.inc_value("theory/written")
             if self.field_watch:
                 self.field_watch.record(record)  # in the window from the commit that counts the line as written
-            if self.capture:
-                self.capture.page_written(record)
             self.written_one()
         except OutputError as error:
             self.output_failure(error)
             raise DropItem(f"not written: {record['url']}", log_level="DEBUG") from None
         return item
+
+    def capture_article(self, record: dict) -> None:
+        """Record in the capture which pages make this article, before its line is written."""
+        if self.capture:
+            try:
+                self.capture.article_written(record)
+            except OSError as error:
+                raise OutputError(self.capture.warc_dir, error) from None
 
     def written_one(self) -> None:
         self.unsynced += 1
@@ -520,9 +527,9 @@ class StoragePipeline(_StatePipeline):
         else:
             stats.inc_value(f"theory/revisit/unknown/{result.reason or result.status}")
         for event in events:
+            if event["event"] == "revised":
+                self.capture_article(event["item"])
             self.changes.append(event)
-            if self.capture and event["event"] == "revised":
-                self.capture.page_written(event["item"])
         try:
             for event in events:
                 self.state.apply_event(event)

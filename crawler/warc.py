@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import mmap
 import os
 import tempfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.client import responses as _REASONS
@@ -217,6 +219,33 @@ class WarcWriter:
         self._records += 1
         return RecordRef(self._files[-1].name, offset, len(response_member), response_id)
 
+    def write_metadata(self, *, url: str, concurrent_to: str, body: dict, date: datetime) -> RecordRef:
+        """Write a ``metadata`` record of ``body`` as JSON about the capture ``concurrent_to``.
+
+        Re-extraction finds the records a metadata record names by their ids, so it may go to a later
+        file (after a rotation) than the records it names.
+        """
+        if self._closed:
+            raise RuntimeError("WarcWriter is closed")
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        record = self._builder.create_warc_record(
+            url,
+            "metadata",
+            payload=io.BytesIO(payload),
+            length=len(payload),
+            warc_content_type="application/json",
+            warc_headers_dict={"WARC-Target-URI": url, "WARC-Date": warc_date(date), "WARC-Concurrent-To": concurrent_to},
+        )
+        member = self._member(record)
+        if self._fh is not None and self._records and self._size + len(member) > self.max_size:
+            self._finish_file()
+        if self._fh is None:
+            self._open_file()
+        offset = self._size
+        self._append(member)
+        self._records += 1
+        return RecordRef(self._files[-1].name, offset, len(member), record.rec_headers.get_header("WARC-Record-ID"))
+
     # -- files ---------------------------------------------------------------------------------
 
     def _append(self, data: bytes) -> None:
@@ -365,6 +394,127 @@ def read_record(directory: Path, ref: RecordRef) -> tuple[str, bytes]:
             raise ValueError(f"digest mismatch at {ref}: {record.digest_checker.problems}")
         return record.rec_headers.get_header("WARC-Record-ID"), payload
     raise ValueError(f"no record at {ref}")
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A place in a WARC file where reading could not go on: a damaged member, or the file's end in a member."""
+
+    file: str
+    offset: int  # where the unreadable gzip member starts
+    resumed_at: int | None  # where the next readable record starts; None: nothing more could be read
+
+    def __str__(self) -> str:
+        if self.resumed_at is None:
+            return f"{self.file}: damaged or truncated record at byte {self.offset}; nothing after it could be read"
+        return f"{self.file}: damaged record at byte {self.offset}; reading resumed at byte {self.resumed_at}"
+
+
+@dataclass
+class ScannedRecord:
+    file: str
+    offset: int  # of its gzip member
+    length: int
+    headers: dict[str, str]  # WARC header names lowercased
+    block: bytes
+
+    @property
+    def type(self) -> str:
+        return self.headers.get("warc-type", "")
+
+    @property
+    def record_id(self) -> str:
+        return self.headers.get("warc-record-id", "")
+
+    @property
+    def url(self) -> str:
+        return self.headers.get("warc-target-uri", "").strip("<>")
+
+    def http_status(self) -> int | None:
+        """The status of a response record's HTTP block, from its status line alone."""
+        line = self.block[: self.block.find(b"\r\n")].split(b" ", 2)
+        try:
+            return int(line[1]) if line[0].startswith(b"HTTP/") else None
+        except (IndexError, ValueError):
+            return None
+
+
+def _warc_record(member: bytes) -> tuple[dict[str, str], bytes] | None:
+    """(headers, block) of the WARC record that a whole gzip member holds, or None if it holds none."""
+    head_end = member.find(b"\r\n\r\n")
+    if not member.startswith(b"WARC/") or head_end < 0:
+        return None
+    headers: dict[str, str] = {}
+    for line in member[:head_end].split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep:
+            return None
+        headers[name.strip().decode("latin-1").lower()] = value.strip().decode("utf-8", "replace")
+    try:
+        length = int(headers.get("content-length", ""))
+    except ValueError:
+        return None
+    block = member[head_end + 4 : head_end + 4 + length]
+    return (headers, block) if len(block) == length else None
+
+
+def _inflate(view, start: int) -> tuple[bytes, int] | None:
+    """The gzip member at ``start``: (its bytes inflated, its end), or None if it is damaged or cut short."""
+    member = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    out = []
+    position = start
+    try:
+        while position < len(view):
+            chunk = view[position : position + _CHUNK]
+            position += len(chunk)
+            out.append(member.decompress(chunk))
+            if member.eof:
+                return b"".join(out), position - len(member.unused_data)
+    except zlib.error:
+        return None
+    return None
+
+
+def _next_record_start(view, after: int) -> int | None:
+    """The next place after ``after`` where a gzip member begins that inflates to a WARC header."""
+    position = after
+    while (position := view.find(b"\x1f\x8b\x08", position + 1)) >= 0:  # bounded: strictly forwards
+        member = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        try:
+            head = member.decompress(view[position : position + 512], 16)
+        except zlib.error:
+            continue
+        if head.startswith(b"WARC/1."):
+            return position
+    return None
+
+
+def scan_records(path: Path, on_damage) -> Iterator[ScannedRecord]:
+    """Every whole record of a ``.warc.gz`` (one record per gzip member), in file order.
+
+    A member that does not inflate, or does not hold one whole WARC record, is damage: ``on_damage`` gets a
+    ``Damage`` naming its offset, and reading resumes at the next gzip member that holds a WARC header
+    (or stops, at the end of a truncated file). Nothing of a damaged member is returned.
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            position = 0
+            while position < len(view):
+                inflated = _inflate(view, position)
+                record = _warc_record(inflated[0]) if inflated else None
+                if record is None:
+                    resumed = _next_record_start(view, position)
+                    on_damage(Damage(path.name, position, resumed))
+                    if resumed is None:
+                        return
+                    position = resumed
+                    continue
+                member, end = inflated
+                yield ScannedRecord(path.name, position, end - position, *record)
+                position = end
 
 
 # -- indexes and packages ------------------------------------------------------------------------

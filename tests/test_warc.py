@@ -422,3 +422,23 @@ def test_pages_need_url_and_ts(tmp_path):
     write(writer, EXCHANGES[2])
     with pytest.raises(ValueError):
         package_wacz(writer.close(), [{"url": EXCHANGES[2]["url"]}], tmp_path / "x.wacz")
+
+
+def test_an_article_record_lists_its_pages_response_records(tmp_path, capsys):
+    """The metadata record that re-extraction (and other tools) rely on: its headers and JSON body."""
+    from crawler.capture import Capture
+
+    capture = Capture(tmp_path, 10**8, {"operator": "test"})
+    pages = [write(capture.writer, EXCHANGES[3]), write(capture.writer, EXCHANGES[0])]
+    article = {"article_id": "190101000000001", "url": EXCHANGES[3]["url"], "crawled_at": "2024-05-06T07:08:09Z",
+               "title": "劳动与理论", "warc": [vars(ref) for ref in pages]}
+    capture.article_written(article)
+    (path,) = capture.writer.close()
+    warcio_check(path, capsys)
+
+    headers, _, body, _ = records(path)[-1]
+    assert headers.get_header("WARC-Type") == "metadata"
+    assert headers.get_header("WARC-Target-URI") == article["url"]
+    assert headers.get_header("Content-Type") == "application/json"
+    assert headers.get_header("WARC-Concurrent-To") == pages[-1].record_id
+    assert json.loads(body) == {"article_id": "190101000000001", "url": article["url"], "pages": [ref.record_id for ref in pages]}
