@@ -68,3 +68,53 @@ def test_a_capture_made_by_another_tool_reextracts(serve_mirror, shared_current_
     assert again.returncode == 0, again.stderr[-3000:]
     rows = read_jsonl(tmp_path / "out" / ARTICLES)
     assert without(rows, "crawled_at", "warc") == without(chosen, "crawled_at", "warc")
+
+
+def crawled_legacy_mirror(serve_mirror, shared_site, tmp_path) -> tuple[Path, list[dict]]:
+    server = serve_mirror(shared_site / "www")
+    data_dir = tmp_path / "data"
+    crawl = run_crawl(server.url, data_dir, **MIRROR_ONLY)
+    assert crawl.returncode == 0, crawl.stderr[-3000:]
+    (warc_file,) = sorted((data_dir / "warc").glob("*.warc.gz"))
+    return warc_file, read_jsonl(data_dir / ARTICLES)
+
+
+def assert_one_damage_line(result: subprocess.CompletedProcess, warc_file: Path, offset_from: int, offset_to: int) -> None:
+    assert result.returncode == 8, result.stdout + result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"reextract: {warc_file}: damaged"), line
+    offset = int(line.split(" at byte ", 1)[1].split(";")[0])
+    assert offset_from <= offset <= offset_to, line
+
+
+def test_a_truncated_warc_gives_one_line_a_non_zero_exit_and_only_whole_articles(serve_mirror, shared_site, tmp_path):
+    warc_file, rows = crawled_legacy_mirror(serve_mirror, shared_site, tmp_path)
+    size = warc_file.stat().st_size
+    with open(warc_file, "r+b") as cut:
+        cut.truncate(size // 2)
+
+    result = reextract(warc_file.parent, tmp_path / "out")
+    assert_one_damage_line(result, warc_file, 0, size // 2)
+    again = read_jsonl(tmp_path / "out" / ARTICLES)
+    assert 0 < len(again) < len(rows)
+    by_id = {row["article_id"]: row for row in without(rows, "crawled_at")}
+    for row in without(again, "crawled_at"):  # every page of each, none from another article's fetch
+        assert row == by_id[row["article_id"]]
+
+
+def test_garbage_in_the_middle_is_skipped_and_reading_resumes_after_it(serve_mirror, shared_site, tmp_path):
+    warc_file, rows = crawled_legacy_mirror(serve_mirror, shared_site, tmp_path)
+    data = warc_file.read_bytes()
+    middle = len(data) // 2
+    garbage = bytes((i * 7 + 3) % 256 for i in range(4096))
+    warc_file.write_bytes(data[:middle] + garbage + data[middle:])
+
+    result = reextract(warc_file.parent, tmp_path / "out")
+    assert_one_damage_line(result, warc_file, 0, middle)
+    assert "resumed at byte" in result.stderr
+    again = read_jsonl(tmp_path / "out" / ARTICLES)
+    assert len(again) >= 0.9 * len(rows)
+    by_id = {row["article_id"]: row for row in without(rows, "crawled_at", "warc")}
+    for row in without(again, "crawled_at", "warc"):
+        assert row == by_id[row["article_id"]]
