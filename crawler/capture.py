@@ -9,12 +9,27 @@ which articles were written); ``crawler.warc`` does the WARC work itself.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
 from scrapy import signals
 
-from crawler.warc import CDXJ_SUFFIX, SUFFIX, RecordRef, WarcWriter, package_wacz, recover, write_cdxj
+from crawler.warc import (
+    CDXJ_SUFFIX,
+    IDENTICAL_PAYLOAD_PROFILE,
+    NOT_MODIFIED_PROFILE,
+    SUFFIX,
+    RecordRef,
+    Revisit,
+    WarcWriter,
+    package_wacz,
+    payload_digest,
+    recover,
+    scan_records,
+    warc_date,
+    write_cdxj,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +45,54 @@ def wire_headers(headers) -> list[tuple[str, str]]:
     return [(name.decode("latin-1"), value.decode("latin-1")) for name, values in headers.items() for value in values]
 
 
+class LatestCaptures:
+    """The last full capture (a 200 ``response`` record) of each URL, across runs: what a revisit record
+    refers to. Kept in ``warc/latest-captures.sqlite``, committed only after the WARC files are synced,
+    so that it never names a record a crash could cut; built from the WARC files when it is missing (a data
+    directory from before it existed)."""
+
+    FILE = "latest-captures.sqlite"
+
+    def __init__(self, warc_dir: Path):
+        path = Path(warc_dir) / self.FILE
+        build = not path.exists()
+        self.db = sqlite3.connect(path)
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS latest (url TEXT PRIMARY KEY, record_id TEXT, date TEXT, digest TEXT,"
+            " file TEXT, offset INTEGER, length INTEGER)"
+        )
+        if build:
+            self.build(Path(warc_dir))
+        self.db.commit()
+
+    def build(self, warc_dir: Path) -> None:
+        def damaged(damage) -> None:
+            logger.warning("%s: not read for the index of earlier captures", damage)
+
+        for path in sorted(warc_dir.glob(f"*{SUFFIX}")):
+            for record in scan_records(path, damaged):
+                if record.type == "response" and record.http_status() == 200 and "warc-payload-digest" in record.headers:
+                    ref = RecordRef(record.file, record.offset, record.length, record.record_id)
+                    self.put(record.url, ref, record.headers["warc-payload-digest"], record.headers.get("warc-date", ""))
+
+    def get(self, url: str) -> tuple[RecordRef, str, str] | None:
+        """(place, payload digest, WARC-Date) of the URL's last full capture."""
+        row = self.db.execute("SELECT file, offset, length, record_id, digest, date FROM latest WHERE url = ?", (url,)).fetchone()
+        return (RecordRef(*row[:4]), row[4], row[5]) if row else None
+
+    def put(self, url: str, ref: RecordRef, digest: str, date: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO latest VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (url, ref.record_id, date, digest, ref.file, ref.offset, ref.length),
+        )
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()
+
+
 class Capture:
     def __init__(self, data_dir: Path, max_size: int, warcinfo: dict[str, str]):
         self.warc_dir = Path(data_dir) / "warc"
@@ -43,6 +106,7 @@ class Capture:
             if not path.with_name(path.name + CDXJ_SUFFIX).exists():
                 write_cdxj(path)
         self.writer = WarcWriter(self.warc_dir, max_size, warcinfo)
+        self.latest = LatestCaptures(self.warc_dir)
         self.pages: list[dict] = []
 
     @classmethod
@@ -61,9 +125,27 @@ class Capture:
         return capture
 
     def record(self, request, response) -> RecordRef:
-        """The exchange as it came over the wire: ``response.body`` before any decompression."""
-        return self.writer.write_exchange(
-            url=response.url,
+        """The exchange as it came over the wire: ``response.body`` before any decompression.
+
+        A 304 is a server-not-modified revisit record, a 200 whose payload is the URL's last full capture's
+        an identical-payload-digest revisit; both refer to that capture. For the latter, the place returned
+        is that capture's, which holds the very bytes served now (an item points at its evidence).
+        """
+        url = response.url
+        known = self.latest.get(url)
+        digest = payload_digest(response.body) if response.status == 200 else None
+        revisit = None
+        if response.status == 304 or (known and digest == known[1]):
+            revisit = Revisit(
+                profile=NOT_MODIFIED_PROFILE if response.status == 304 else IDENTICAL_PAYLOAD_PROFILE,
+                refers_to_uri=url,
+                refers_to_date=known[2] if known else None,
+                refers_to=known[0].record_id if known else None,
+                digest=digest if response.status == 200 else None,
+            )
+        date = datetime.now(timezone.utc)
+        ref = self.writer.write_exchange(
+            url=url,
             method=request.method,
             request_headers=wire_headers(request.headers),
             request_body=request.body,
@@ -72,11 +154,21 @@ class Capture:
             response_headers=wire_headers(response.headers),
             payload=response.body,
             ip_address=str(response.ip_address) if response.ip_address else None,
-            date=datetime.now(timezone.utc),
+            date=date,
+            revisit=revisit,
         )
+        if revisit is not None:
+            return known[0] if revisit.profile == IDENTICAL_PAYLOAD_PROFILE else ref
+        if digest is not None:
+            self.latest.put(url, ref, digest, warc_date(date))
+        return ref
 
     def sync(self) -> None:
         self.writer.sync()
+        try:
+            self.latest.commit()  # after the records it names are durable
+        except sqlite3.Error as error:  # a write failure of the capture, like the WARC file's
+            raise OSError(f"{self.warc_dir / LatestCaptures.FILE}: {error}") from None
 
     def article_written(self, record: dict) -> None:
         """An article (or a revised version of one) is about to be written: say which captures it is made of.
@@ -100,9 +192,12 @@ class Capture:
         """Index this run's WARC files and package them, with the articles written, as a WACZ."""
         try:
             files = self.writer.close()
-        except OSError as error:  # the output failure that stopped the run said it already
+            self.latest.commit()
+        except (OSError, sqlite3.Error) as error:  # the output failure that stopped the run said it already
             logger.debug("WARC files not closed cleanly: %s", error)
             return
+        finally:
+            self.latest.close()
         if not files or reason == "output_error":  # no room for a package: the next run's recovery will do
             return
         self.wacz_dir.mkdir(parents=True, exist_ok=True)

@@ -12,12 +12,14 @@ crash, ``recover()`` cuts the torn tail (a record half written) off the WARC fil
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import io
 import json
 import mmap
 import os
-import tempfile
+import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +53,26 @@ class RecordRef:
     offset: int  # byte offset of the gzip member holding the response record
     length: int  # its length in bytes
     record_id: str  # the WARC-Record-ID, "<urn:uuid:...>"
+
+
+NOT_MODIFIED_PROFILE = "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
+IDENTICAL_PAYLOAD_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
+
+
+def payload_digest(payload: bytes) -> str:
+    """WARC-Payload-Digest as warcio writes it: ``sha1:`` and the base32 SHA-1 of the payload as stored."""
+    return "sha1:" + base64.b32encode(hashlib.sha1(payload).digest()).decode("ascii")
+
+
+@dataclass(frozen=True)
+class Revisit:
+    """What makes an exchange a ``revisit`` record (WARC 1.1, 6.7.2): its profile and the earlier capture."""
+
+    profile: str  # NOT_MODIFIED_PROFILE or IDENTICAL_PAYLOAD_PROFILE
+    refers_to_uri: str
+    refers_to_date: str | None  # the earlier capture's WARC-Date, when known
+    refers_to: str | None  # its WARC-Record-ID, when known
+    digest: str | None  # the earlier payload's digest (identical-payload-digest only)
 
 
 class _WireHeaders(StatusAndHeaders):
@@ -148,6 +170,7 @@ class WarcWriter:
         payload: bytes,
         ip_address: str | None,
         date: datetime,
+        revisit: Revisit | None = None,
     ) -> RecordRef:
         """Write the response record, then the request record; return where the response is.
 
@@ -155,6 +178,10 @@ class WarcWriter:
         it came over the wire (still Content-Encoded, e.g. gzip), never decoded. Both digests are
         computed by warcio over the bytes as stored, so WARC-Payload-Digest is the digest of the
         compressed body when there is a Content-Encoding, as WARC 1.1 prescribes.
+
+        With ``revisit``, the response is stored as a ``revisit`` record instead: its HTTP headers and
+        no payload, the earlier capture named by the WARC-Refers-To headers (as Heritrix and warcprox
+        write them), so replay tools serve the earlier capture's payload.
         """
         if self._closed:
             raise RuntimeError("WarcWriter is closed")
@@ -176,14 +203,26 @@ class WarcWriter:
         kept = [(n, v) for n, v in _check_headers(response_headers) if n.lower() != "transfer-encoding"]
         reason = _REASONS.get(status, "")
         response_http = _WireHeaders(f"{status} {reason}".rstrip(), kept, protocol=http_version)
-        response = self._builder.create_warc_record(
-            url,
-            "response",
-            payload=io.BytesIO(payload),
-            length=len(payload),
-            warc_headers_dict=dict(common),
-            http_headers=response_http,
-        )
+        if revisit is None:
+            response = self._builder.create_warc_record(
+                url,
+                "response",
+                payload=io.BytesIO(payload),
+                length=len(payload),
+                warc_headers_dict=dict(common),
+                http_headers=response_http,
+            )
+        else:
+            refers = {"WARC-Profile": revisit.profile, "WARC-Refers-To-Target-URI": revisit.refers_to_uri}
+            if revisit.refers_to_date:
+                refers["WARC-Refers-To-Date"] = revisit.refers_to_date
+            if revisit.refers_to:
+                refers["WARC-Refers-To"] = revisit.refers_to
+            if revisit.digest:
+                refers["WARC-Payload-Digest"] = revisit.digest
+            response = self._builder.create_warc_record(
+                url, "revisit", warc_headers_dict={**common, **refers}, http_headers=response_http
+            )
         response_id = response.rec_headers.get_header("WARC-Record-ID")
 
         parts = urlsplit(url)
@@ -521,7 +560,7 @@ def scan_records(path: Path, on_damage) -> Iterator[ScannedRecord]:
 
 
 def write_cdxj(warc_path: Path) -> Path:
-    """Write ``<warc name>.cdxj`` beside the WARC: one sorted CDXJ line per response record.
+    """Write ``<warc name>.cdxj`` beside the WARC: one sorted CDXJ line per response and revisit record.
 
     cdxj-indexer (webrecorder's, also what py-wacz uses) writes the lines: ``<surt> <14-digit
     timestamp> {url, mime, status, digest, length, offset, filename}``. It is written to a temporary
@@ -532,8 +571,9 @@ def write_cdxj(warc_path: Path) -> Path:
     warc_path = Path(warc_path)
     out = warc_path.with_name(warc_path.name + CDXJ_SUFFIX)
     tmp = out.with_name(out.name + ".tmp")
-    # records="response" explicitly: importing py-wacz appends "warcinfo" to CDXJIndexer's defaults.
-    CDXJIndexer(output=str(tmp), inputs=[str(warc_path)], sort=True, records="response").process_all()
+    # records explicitly: importing py-wacz appends "warcinfo" to CDXJIndexer's defaults. Revisit records
+    # are indexed so that replay resolves them to the earlier capture.
+    CDXJIndexer(output=str(tmp), inputs=[str(warc_path)], sort=True, records="response,revisit").process_all()
     os.replace(tmp, out)
     return out
 
@@ -547,37 +587,103 @@ def _page_line(page: dict) -> dict:
     return line
 
 
+WACZ_VERSION = "1.1.1"
+_INDEX_BLOCK_LINES = 3000  # CDXJ lines per gzip block of indexes/index.cdx.gz, as py-wacz writes them
+
+
+class _HashingWriter:
+    """A write-only stream that counts and hashes what goes through it (a WACZ member being written)."""
+
+    def __init__(self, out):
+        self.out = out
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.out.write(data)
+
+
+def _compressed_index(lines: list[str]) -> tuple[bytes, bytes]:
+    """(indexes/index.cdx.gz, indexes/index.idx): the sorted CDXJ lines in gzip blocks, and the block index
+    (cdxj-indexer's CompressedWriter, as py-wacz uses it)."""
+    from cdxj_indexer.main import CompressedWriter
+
+    data, idx = io.BytesIO(), io.StringIO()
+    writer = CompressedWriter(idx, data, num_lines=_INDEX_BLOCK_LINES, data_out_name="index.cdx.gz", digest_records=True)
+    for line in lines:
+        writer.write(line)
+    if writer.block:
+        writer.flush()
+    return data.getvalue(), idx.getvalue().encode("utf-8")
+
+
 def package_wacz(warc_paths: list[Path], pages: list[dict], out_path: Path) -> Path:
-    """A WACZ of these WARC files, with pages.jsonl listing `pages` (url, ts, title) and datapackage.json
-    with sha256 digests; the result passes `wacz validate`.
+    """A WACZ 1.1.1 package of these WARC files, with pages.jsonl listing `pages` (url, ts, title); the result
+    passes `wacz validate`, and pywb and ReplayWeb.page open it.
 
-    py-wacz (``wacz create``, run in process) writes the WACZ 1.1.1 layout: archive/ (stored, not
-    deflated), indexes/index.cdx.gz + index.idx, pages/pages.jsonl, datapackage.json with sha256
-    hashes and datapackage-digest.json. Pages are copied as given (``--copy-pages``) rather than matched
-    against the captures, which would silently drop a page whose ``ts`` is not the capture's second.
-    ``ts`` may be an ISO 8601 string or a datetime. The WACZ is written beside out_path and renamed.
+    Layout: archive/ (the WARC files, stored, not deflated), indexes/index.cdx.gz (gzip blocks of the sorted
+    CDXJ lines) and index.idx, pages/pages.jsonl, datapackage.json with the sha256 digest of each file, and
+    datapackage-digest.json. The index is made of the CDXJ files beside the WARC files (made by
+    ``write_cdxj`` if missing), so the WARC files are read once only, to be copied (py-wacz's ``create``
+    would index them all again). Only response and revisit records are indexed: an article record (a
+    metadata record) has the article's URL, and replay must never serve it for the page. ``ts`` may be an
+    ISO 8601 string or a datetime. The WACZ is written beside out_path and renamed; on failure no
+    temporary file is left.
     """
-    # Imported here: importing py-wacz changes cdxj-indexer's defaults for the whole process.
-    from wacz.main import main as wacz_main
-
     warc_paths = [Path(p) for p in warc_paths]
     names = [p.name for p in warc_paths]
     if len(set(names)) != len(names):
         raise ValueError(f"WARC file names must be unique inside a WACZ: {names}")
     out_path = Path(out_path)
     tmp_out = out_path.with_name(out_path.name + ".tmp")
-    with tempfile.TemporaryDirectory() as tmp:
-        pages_file = Path(tmp) / "pages.jsonl"
-        lines = [{"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}]
-        lines += [_page_line(page) for page in pages]
-        pages_file.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), "utf-8")
-        args = ["create", "-o", str(tmp_out), "--pages", str(pages_file), "--copy-pages"]
-        args += [str(p) for p in warc_paths]
-        said = io.StringIO()
-        with contextlib.redirect_stdout(said):  # py-wacz reports by print()
-            code = wacz_main(args)
-    if code != 0:
+    lines: list[str] = []
+    for path in warc_paths:
+        index = path.with_name(path.name + CDXJ_SUFFIX)
+        if not index.exists():
+            write_cdxj(path)
+        lines += index.read_text("utf-8").splitlines(keepends=True)
+    lines.sort()
+    index_data, index_idx = _compressed_index(lines)
+    page_lines = [{"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}]
+    page_lines += [_page_line(page) for page in pages]
+    pages_data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in page_lines).encode("utf-8")
+
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = datetime.now(timezone.utc).timetuple()[:6]
+    resources = []
+
+    def add(zf: zipfile.ZipFile, name: str, source, compress: int) -> None:
+        info = zipfile.ZipInfo(name, stamp)
+        info.compress_type = compress
+        with zf.open(info, "w", force_zip64=True) as member:
+            hashing = _HashingWriter(member)
+            if isinstance(source, bytes):
+                hashing.write(source)
+            else:
+                with open(source, "rb") as fh:
+                    while chunk := fh.read(1 << 20):
+                        hashing.write(chunk)
+        resources.append({"name": Path(name).name.lower(), "path": name,
+                          "hash": "sha256:" + hashing.sha256.hexdigest(), "bytes": hashing.size})
+
+    try:
+        with zipfile.ZipFile(tmp_out, "w") as zf:
+            add(zf, "pages/pages.jsonl", pages_data, zipfile.ZIP_DEFLATED)
+            add(zf, "indexes/index.cdx.gz", index_data, zipfile.ZIP_STORED)
+            add(zf, "indexes/index.idx", index_idx, zipfile.ZIP_DEFLATED)
+            for path in warc_paths:
+                add(zf, f"archive/{path.name}", path, zipfile.ZIP_STORED)
+            package = json.dumps({"profile": "data-package", "resources": resources, "created": created,
+                                  "wacz_version": WACZ_VERSION, "software": software()}, indent=2).encode("utf-8")
+            zf.writestr(zipfile.ZipInfo("datapackage.json", stamp), package, zipfile.ZIP_DEFLATED)
+            digest = {"path": "datapackage.json", "hash": "sha256:" + hashlib.sha256(package).hexdigest()}
+            zf.writestr(zipfile.ZipInfo("datapackage-digest.json", stamp), json.dumps(digest), zipfile.ZIP_DEFLATED)
+        with open(tmp_out, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_out, out_path)
+    except BaseException:
         tmp_out.unlink(missing_ok=True)
-        raise RuntimeError(f"wacz create failed ({code}): {said.getvalue()}")
-    os.replace(tmp_out, out_path)
+        raise
     return out_path

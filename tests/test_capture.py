@@ -144,3 +144,28 @@ def test_capture_can_be_turned_off(mirrors, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (data_dir / "warc").exists() and not (data_dir / "wacz").exists()
     assert all(row["warc"] == [] for row in read_jsonl(data_dir / ARTICLES))
+
+
+def test_a_revisit_run_stores_not_modified_and_unchanged_answers_as_revisit_records(serve_mirror, shared_site, tmp_path):
+    server = serve_mirror(shared_site / "www")
+    data_dir = tmp_path / "data"
+    for run in range(2):  # the second run revisits articles (304s) and fetches the unchanged home and listings
+        result = run_crawl(server.url, data_dir)
+        assert result.returncode == 0, result.stderr[-3000:]
+    first, second = sorted((data_dir / "warc").glob("*.warc.gz"))
+    warcio_check(second)
+    from warcio.archiveiterator import ArchiveIterator
+
+    kinds = []
+    with open(second, "rb") as stream:
+        for record in ArchiveIterator(stream):
+            if record.rec_type in ("response", "revisit"):
+                kinds.append((record.rec_type, record.http_headers.get_statuscode(), record.rec_headers.get_header("WARC-Profile")))
+    not_modified = "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
+    identical = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
+    assert ("revisit", "304", not_modified) in kinds
+    assert all(kind == ("revisit", "304", not_modified) for kind in kinds if kind[1] == "304")
+    assert ("revisit", "200", identical) in kinds  # robots.txt, the home and the listings did not change
+    assert not any(kind[0] == "response" and kind[1] == "200" for kind in kinds), kinds
+    index = [json.loads(line.split(" ", 2)[2]) for line in Path(f"{second}.cdxj").read_text().splitlines()]
+    assert sum(entry.get("mime") == "warc/revisit" for entry in index) == sum(kind[0] == "revisit" for kind in kinds)

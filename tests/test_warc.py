@@ -442,3 +442,67 @@ def test_an_article_record_lists_its_pages_response_records(tmp_path, capsys):
     assert headers.get_header("Content-Type") == "application/json"
     assert headers.get_header("WARC-Concurrent-To") == pages[-1].record_id
     assert json.loads(body) == {"article_id": "190101000000001", "url": article["url"], "pages": [ref.record_id for ref in pages]}
+
+
+def scrapy_exchange(url: str, status: int, body: bytes):
+    from scrapy.http import Request, Response
+
+    request = Request(url, headers={"User-Agent": "theory-crawler/test"})
+    return request, Response(url, status=status, headers={"Content-Type": "text/html"}, body=body, request=request)
+
+
+def test_unchanged_answers_are_revisit_records_that_refer_to_the_last_full_capture(tmp_path, capsys):
+    from crawler.capture import Capture
+
+    url = "http://theory.example/241/201901/01/190101000000001.shtml"
+    first_run = Capture(tmp_path, 10**8, {})
+    original = first_run.record(*scrapy_exchange(url, 200, GBK))
+    first_run.close("finished")
+
+    # The next run (a new Capture, the index of earlier captures read back from its file).
+    second_run = Capture(tmp_path, 10**8, {})
+    unchanged = second_run.record(*scrapy_exchange(url, 200, GBK))
+    not_modified = second_run.record(*scrapy_exchange(url, 304, b""))
+    changed = second_run.record(*scrapy_exchange(url, 200, GBK + b"<p>revised</p>"))
+    again = second_run.record(*scrapy_exchange(url, 200, GBK + b"<p>revised</p>"))
+    second_run.close("finished")
+
+    assert unchanged == original  # the item's evidence: the record holding the bytes served
+    assert changed != original and again == changed
+    (first_file,) = {original.file}
+    (path,) = sorted(set((tmp_path / "warc").glob("*.warc.gz")) - {tmp_path / "warc" / first_file})
+    warcio_check(path, capsys)
+    answers = [(headers, http) for headers, http, _, _ in records(path) if headers.get_header("WARC-Type") in ("response", "revisit")]
+    assert [headers.get_header("WARC-Type") for headers, _ in answers] == ["revisit", "revisit", "response", "revisit"]
+    identical, server_not_modified, full, identical_to_changed = (headers for headers, _ in answers)
+    assert identical.get_header("WARC-Profile") == "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
+    assert server_not_modified.get_header("WARC-Profile") == "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
+    assert answers[1][1].get_statuscode() == "304"
+    for revisit in (identical, server_not_modified):
+        assert revisit.get_header("WARC-Refers-To-Target-URI") == url
+        assert revisit.get_header("WARC-Refers-To") == original.record_id
+    original_headers = records(tmp_path / "warc" / first_file)[1][0]
+    assert identical.get_header("WARC-Refers-To-Date") == original_headers.get_header("WARC-Date")
+    assert identical.get_header("WARC-Payload-Digest") == original_headers.get_header("WARC-Payload-Digest")
+    assert identical_to_changed.get_header("WARC-Refers-To") == full.get_header("WARC-Record-ID")
+
+    # Both kinds are in the CDXJ, as replay tools look revisits up there.
+    index = [json.loads(line.split(" ", 2)[2]) for line in Path(f"{path}.cdxj").read_text().splitlines()]
+    assert sorted(entry.get("mime") for entry in index).count("warc/revisit") == 3
+
+
+def test_the_wacz_index_holds_the_answers_only_never_an_article_record(tmp_path):
+    """An article record has the article's URL: indexed, replay could serve its JSON for the page."""
+    from crawler.capture import Capture
+
+    capture = Capture(tmp_path, 10**8, {})
+    page = write(capture.writer, EXCHANGES[3])
+    capture.article_written({"article_id": "190101000000001", "url": EXCHANGES[3]["url"], "crawled_at": "2024-05-06T07:08:09Z",
+                             "title": "国标编码", "warc": [vars(page)]})
+    paths = capture.writer.close()
+    out = package_wacz(paths, [], tmp_path / "crawl.wacz")
+    assert wacz_validate(out).returncode == 0
+    with zipfile.ZipFile(out) as wacz:
+        index = [json.loads(line.split(" ", 2)[2]) for line in gzip.decompress(wacz.read("indexes/index.cdx.gz")).decode().splitlines()]
+    assert [entry["url"] for entry in index] == [EXCHANGES[3]["url"]]
+    assert index[0]["mime"] == "text/html" and int(index[0]["offset"]) == page.offset
