@@ -8,8 +8,12 @@ which articles were written); ``crawler.warc`` does the WARC work itself.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 import sqlite3
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,6 +31,7 @@ from crawler.warc import (
     payload_digest,
     recover,
     scan_records,
+    software,
     warc_date,
     write_cdxj,
 )
@@ -105,9 +110,14 @@ class Capture:
         for path in sorted(self.warc_dir.glob(f"*{SUFFIX}")):
             if not path.with_name(path.name + CDXJ_SUFFIX).exists():
                 write_cdxj(path)
+        # Temporary files of a run killed while it indexed or packaged: made again from the whole files.
+        for leftover in [*self.warc_dir.glob(f"*{CDXJ_SUFFIX}.tmp"), *self.wacz_dir.glob("*.tmp")]:
+            logger.warning("%s: removed, left by an interrupted run", leftover)
+            leftover.unlink()
         self.writer = WarcWriter(self.warc_dir, max_size, warcinfo)
         self.latest = LatestCaptures(self.warc_dir)
         self.pages: list[dict] = []
+        self._closed = False
 
     @classmethod
     def of(cls, crawler) -> Capture | None:
@@ -121,7 +131,7 @@ class Capture:
             warcinfo["robots"] = "obey" if settings.getbool("ROBOTSTXT_OBEY") else "ignore"
             capture = cls(Path(settings.get("THEORY_DATA_DIR")), settings.getint("THEORY_WARC_MAX_SIZE"), warcinfo)
             crawler.theory_capture = capture
-            crawler.signals.connect(capture.close, signal=signals.spider_closed)
+            crawler.signals.connect(capture.close_on_signal, signal=signals.spider_closed)
         return capture
 
     def record(self, request, response) -> RecordRef:
@@ -188,23 +198,96 @@ class Capture:
             )
         self.pages.append({"url": record["url"], "ts": record["crawled_at"], "title": record["title"]})
 
-    def close(self, reason: str) -> None:
-        """Index this run's WARC files and package them, with the articles written, as a WACZ."""
-        try:
-            files = self.writer.close()
-            self.latest.commit()
-        except (OSError, sqlite3.Error) as error:  # the output failure that stopped the run said it already
-            logger.debug("WARC files not closed cleanly: %s", error)
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self, reason: str | None = None) -> None:
+        """Index this run's WARC files, and package every WARC file not in a WACZ yet (this run's, and
+        those of runs killed before they packaged theirs) as this run's WACZ; keep the collection current.
+
+        Raises OSError when a file cannot be written: the caller reports it as an output failure (exit 7).
+        Only once; what it did not get to (after an output failure) the next run's close does.
+        """
+        if self._closed:
             return
+        self._closed = True
+        try:
+            self.writer.close()
+            self.latest.commit()
+        except sqlite3.Error as error:
+            raise OSError(f"{self.warc_dir / LatestCaptures.FILE}: {error}") from None
         finally:
             self.latest.close()
-        if not files or reason == "output_error":  # no room for a package: the next run's recovery will do
+        if reason == "output_error":  # a write failed already: the next run packages
             return
         self.wacz_dir.mkdir(parents=True, exist_ok=True)
-        out = self.wacz_dir / (files[0].name.removesuffix(f"-00000{SUFFIX}") + ".wacz")
-        try:
+        files = unpackaged(self.warc_dir, self.wacz_dir)
+        if files:
+            out = self.wacz_dir / (files[0].name.removesuffix(SUFFIX).rsplit("-", 1)[0] + ".wacz")
+            while out.exists():  # a killed run's files packaged under the stamp of their run
+                out = out.with_name(out.stem + "-1.wacz")
             package_wacz(files, self.pages, out)
-        except (RuntimeError, OSError) as error:
-            logger.error("the run's WACZ package could not be written: %s (its WARC files are whole)", error)
-            return
-        logger.info("web archive of this run: %d WARC files, %s", len(files), out)
+            logger.info("web archive of this run: %d WARC files, %s", len(files), out)
+        write_collection(self.wacz_dir)
+
+    def close_on_signal(self, reason: str) -> None:
+        """The fallback when no storage pipeline closed the capture (it closes it, to report a failure)."""
+        try:
+            self.close(reason)
+        except OSError as error:
+            logger.error("the web archive could not be completed: %s (its WARC files are whole)", error)
+
+
+def packaged_warc_files(wacz_dir: Path) -> set[str]:
+    """The WARC file names inside the WACZ packages of wacz_dir (an unreadable package holds none)."""
+    names: set[str] = set()
+    for package in sorted(wacz_dir.glob("*.wacz")):
+        try:
+            with zipfile.ZipFile(package) as wacz:
+                names.update(name.removeprefix("archive/") for name in wacz.namelist() if name.startswith("archive/"))
+        except (OSError, zipfile.BadZipFile) as error:
+            logger.error("%s cannot be read (%s): its WARC files are packaged again", package, error)
+    return names
+
+
+def unpackaged(warc_dir: Path, wacz_dir: Path) -> list[Path]:
+    done = packaged_warc_files(wacz_dir)
+    return [path for path in sorted(warc_dir.glob(f"*{SUFFIX}")) if path.name not in done]
+
+
+COLLECTION_FILE = "collection.json"
+
+
+def write_collection(wacz_dir: Path) -> Path:
+    """``wacz/collection.json``: every WACZ of the data dir as one multi-WACZ collection (the JSON that
+    ReplayWeb.page opens as one archive, as Browsertrix serves its collections), so that revisit records
+    resolve across the packages of all runs. Digests of packages already listed are kept, not recomputed."""
+    path = wacz_dir / COLLECTION_FILE
+    known: dict[tuple[str, int], str] = {}
+    try:
+        for resource in json.loads(path.read_text("utf-8")).get("resources", []):
+            known[(resource["path"], resource["bytes"])] = resource["hash"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # none yet, or not ours: made anew
+    resources = []
+    for package in sorted(wacz_dir.glob("*.wacz")):
+        size = package.stat().st_size
+        digest = known.get((package.name, size))
+        if digest is None:
+            sha256 = hashlib.sha256()
+            with open(package, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    sha256.update(chunk)
+            digest = "sha256:" + sha256.hexdigest()
+        resources.append({"name": package.name, "path": package.name, "hash": digest, "bytes": size})
+    collection = {"profile": "multi-wacz-package", "title": "theory-crawler web archive", "software": software(),
+                  "resources": resources}
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(collection, indent=2) + "\n", "utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

@@ -554,6 +554,11 @@ class StoragePipeline(_StatePipeline):
                     self.sync()
             except OutputError as error:
                 self.output_failure(error)
+        if self.capture and not self.output_failure.happened:
+            try:  # here, not at spider_closed: a failure to index or package is the run's exit status 7
+                self.capture.close()
+            except OSError as error:
+                self.output_failure(OutputError(self.capture.wacz_dir, error))
         for file in (self.out, self.changes):
             if file:
                 file.close()

@@ -573,8 +573,12 @@ def write_cdxj(warc_path: Path) -> Path:
     tmp = out.with_name(out.name + ".tmp")
     # records explicitly: importing py-wacz appends "warcinfo" to CDXJIndexer's defaults. Revisit records
     # are indexed so that replay resolves them to the earlier capture.
-    CDXJIndexer(output=str(tmp), inputs=[str(warc_path)], sort=True, records="response,revisit").process_all()
-    os.replace(tmp, out)
+    try:
+        CDXJIndexer(output=str(tmp), inputs=[str(warc_path)], sort=True, records="response,revisit").process_all()
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return out
 
 
