@@ -19,6 +19,7 @@ import io
 import json
 import mmap
 import os
+import re
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -29,8 +30,10 @@ from importlib import metadata
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import surt
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
+from warcio.timeutils import iso_date_to_timestamp
 from warcio.warcwriter import WARCWriter
 
 WARC_VERSION = "WARC/1.1"
@@ -134,6 +137,8 @@ class WarcWriter:
         # warcio builds the records and their digests; _member serialises each into its own gzip
         # member in memory first, so that its size is known before it goes into a file.
         self._builder = WARCWriter(None, gzip=True, warc_version=WARC_VERSION)
+        # The CDXJ lines of each file, made as its records are written (no second read of the file).
+        self._index: dict[str, list[str]] = {}
 
     @property
     def files(self) -> list[Path]:
@@ -256,6 +261,7 @@ class WarcWriter:
         # a power loss.
         self._append(pair)
         self._records += 1
+        self._index[self._files[-1].name].append(cdxj_line(response, status, offset, len(response_member), self._files[-1].name))
         return RecordRef(self._files[-1].name, offset, len(response_member), response_id)
 
     def write_metadata(self, *, url: str, concurrent_to: str, body: dict, date: datetime) -> RecordRef:
@@ -324,6 +330,7 @@ class WarcWriter:
             path.unlink(missing_ok=True)
             raise
         self._files.append(path)
+        self._index[path.name] = []
         self._dir_synced = False
 
     def _finish_file(self) -> None:
@@ -352,7 +359,7 @@ class WarcWriter:
                 self._finish_file()
             self._closed = True
             for path in self._files:
-                write_cdxj(path)
+                write_index(path, self._index[path.name])
         return self.files
 
     def __enter__(self) -> WarcWriter:
@@ -557,6 +564,46 @@ def scan_records(path: Path, on_damage) -> Iterator[ScannedRecord]:
 
 
 # -- indexes and packages ------------------------------------------------------------------------
+
+
+_MIME_END = re.compile(r"[;\s]")
+
+
+def cdxj_line(record, status: int, offset: int, length: int, filename: str) -> str:
+    """The CDXJ line of a response or revisit record, as cdxj-indexer writes it for the same record:
+    ``<surt> <14-digit timestamp> {url, mime, status, digest, length, offset, filename}``."""
+    url = record.rec_headers.get_header("WARC-Target-URI")
+    fields: dict[str, str] = {"url": url}
+    if record.rec_type == "revisit":
+        fields["mime"] = "warc/revisit"
+    else:
+        mime = _MIME_END.split(record.http_headers.get_header("Content-Type") or "", 1)[0].strip()
+        if mime:
+            fields["mime"] = mime
+    fields["status"] = str(status)
+    digest = record.rec_headers.get_header("WARC-Payload-Digest")
+    if digest:
+        fields["digest"] = digest
+    fields.update(length=str(length), offset=str(offset), filename=filename)
+    try:
+        key = surt.surt(url)
+    except Exception:  # cdxj-indexer's fallback too: an unparsable URL is its own key
+        key = url
+    stamp = record.rec_headers.get_header("WARC-Date")
+    return f"{key} {iso_date_to_timestamp(stamp)} {json.dumps(fields)}\n"
+
+
+def write_index(warc_path: Path, lines: list[str]) -> Path:
+    """Write ``<warc name>.cdxj`` from the lines made while the file was written, sorted."""
+    out = warc_path.with_name(warc_path.name + CDXJ_SUFFIX)
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        tmp.write_text("".join(sorted(lines)), "utf-8")
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
 
 
 def write_cdxj(warc_path: Path) -> Path:

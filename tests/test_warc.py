@@ -506,3 +506,33 @@ def test_the_wacz_index_holds_the_answers_only_never_an_article_record(tmp_path)
         index = [json.loads(line.split(" ", 2)[2]) for line in gzip.decompress(wacz.read("indexes/index.cdx.gz")).decode().splitlines()]
     assert [entry["url"] for entry in index] == [EXCHANGES[3]["url"]]
     assert index[0]["mime"] == "text/html" and int(index[0]["offset"]) == page.offset
+
+
+def test_the_cdxj_lines_made_while_writing_equal_cdxj_indexers_for_the_same_file(tmp_path, monkeypatch):
+    """The index is made as records are written (no second read): line for line what cdxj-indexer reads."""
+    import shutil
+
+    from crawler.capture import Capture
+
+    capture = Capture(tmp_path, 10**8, {})
+    for exchange in EXCHANGES:
+        write(capture.writer, exchange)
+    url = EXCHANGES[3]["url"]
+    page = capture.record(*scrapy_exchange(url, 200, GBK))
+    capture.record(*scrapy_exchange(url, 200, GBK))  # identical-payload-digest revisit
+    capture.record(*scrapy_exchange(url, 304, b""))  # server-not-modified revisit
+    capture.record(*scrapy_exchange("http://Theory.Example/%E6%97%A0%E6%A0%87?q=%E7%90%86&a=1", 200, b"x"))
+    capture.article_written({"article_id": "190101000000001", "url": url, "crawled_at": "2024-05-06T07:08:09Z",
+                             "title": "国标编码", "warc": [vars(page)]})
+    with monkeypatch.context() as patched:  # closing reads no WARC file again
+        import cdxj_indexer.main
+
+        patched.setattr(cdxj_indexer.main.CDXJIndexer, "process_all", lambda self: pytest.fail("the WARC file was read again"))
+        (path,) = capture.writer.close()
+    made = Path(f"{path}.cdxj").read_text()
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    copy = Path(shutil.copy(path, elsewhere))
+    assert made == write_cdxj(copy).read_text()
+    assert len(made.splitlines()) == len(EXCHANGES) + 4
