@@ -485,7 +485,7 @@ class ScannedRecord:
             return None
 
 
-def _warc_record(member: bytes) -> tuple[dict[str, str], bytes] | None:
+def warc_record(member: bytes) -> tuple[dict[str, str], bytes] | None:
     """(headers, block) of the WARC record that a whole gzip member holds, or None if it holds none."""
     head_end = member.find(b"\r\n\r\n")
     if not member.startswith(b"WARC/") or head_end < 0:
@@ -550,7 +550,7 @@ def scan_records(path: Path, on_damage) -> Iterator[ScannedRecord]:
             position = 0
             while position < len(view):
                 inflated = _inflate(view, position)
-                record = _warc_record(inflated[0]) if inflated else None
+                record = warc_record(inflated[0]) if inflated else None
                 if record is None:
                     resumed = _next_record_start(view, position)
                     on_damage(Damage(path.name, position, resumed))
