@@ -52,23 +52,31 @@ def wire_headers(headers) -> list[tuple[str, str]]:
 
 class LatestCaptures:
     """The last full capture (a 200 ``response`` record) of each URL, across runs: what a revisit record
-    refers to. Kept in ``warc/latest-captures.sqlite``, committed only after the WARC files are synced,
-    so that it never names a record a crash could cut; built from the WARC files when it is missing (a data
-    directory from before it existed)."""
+    refers to. Held in memory during the run and saved to ``warc/latest-captures.sqlite`` when the run's WARC
+    files are closed whole (so it never names a record a crash could cut, and a full disk mid-run leaves the
+    room to the crawl state); a killed run's captures are just not known to the next run, which stores
+    those URLs in full again. Built from the WARC files when the file is missing (a data directory from
+    before it existed)."""
 
     FILE = "latest-captures.sqlite"
+    SCHEMA = ("CREATE TABLE IF NOT EXISTS latest (url TEXT PRIMARY KEY, record_id TEXT, date TEXT, digest TEXT,"
+              " file TEXT, offset INTEGER, length INTEGER)")
 
     def __init__(self, warc_dir: Path):
-        path = Path(warc_dir) / self.FILE
-        build = not path.exists()
-        self.db = sqlite3.connect(path)
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS latest (url TEXT PRIMARY KEY, record_id TEXT, date TEXT, digest TEXT,"
-            " file TEXT, offset INTEGER, length INTEGER)"
-        )
-        if build:
+        self.path = Path(warc_dir) / self.FILE
+        self.latest: dict[str, tuple[RecordRef, str, str]] = {}
+        self.changed: set[str] = set()
+        if self.path.exists():
+            db = sqlite3.connect(self.path)
+            try:
+                for url, record_id, date, digest, file, offset, length in db.execute(
+                    "SELECT url, record_id, date, digest, file, offset, length FROM latest"
+                ):
+                    self.latest[url] = (RecordRef(file, offset, length, record_id), digest, date)
+            finally:
+                db.close()
+        else:
             self.build(Path(warc_dir))
-        self.db.commit()
 
     def build(self, warc_dir: Path) -> None:
         def damaged(damage) -> None:
@@ -82,20 +90,28 @@ class LatestCaptures:
 
     def get(self, url: str) -> tuple[RecordRef, str, str] | None:
         """(place, payload digest, WARC-Date) of the URL's last full capture."""
-        row = self.db.execute("SELECT file, offset, length, record_id, digest, date FROM latest WHERE url = ?", (url,)).fetchone()
-        return (RecordRef(*row[:4]), row[4], row[5]) if row else None
+        return self.latest.get(url)
 
     def put(self, url: str, ref: RecordRef, digest: str, date: str) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO latest VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (url, ref.record_id, date, digest, ref.file, ref.offset, ref.length),
-        )
+        self.latest[url] = (ref, digest, date)
+        self.changed.add(url)
 
-    def commit(self) -> None:
-        self.db.commit()
-
-    def close(self) -> None:
-        self.db.close()
+    def save(self) -> None:
+        """Write what changed, in one transaction (after the WARC files it names are synced)."""
+        if not self.changed and self.path.exists():
+            return
+        db = sqlite3.connect(self.path)
+        try:
+            with db:
+                db.execute(self.SCHEMA)
+                db.executemany(
+                    "INSERT OR REPLACE INTO latest VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(url, ref.record_id, date, digest, ref.file, ref.offset, ref.length)
+                     for url in sorted(self.changed) for ref, digest, date in [self.latest[url]]],
+                )
+        finally:
+            db.close()
+        self.changed.clear()
 
 
 class Capture:
@@ -175,10 +191,6 @@ class Capture:
 
     def sync(self) -> None:
         self.writer.sync()
-        try:
-            self.latest.commit()  # after the records it names are durable
-        except sqlite3.Error as error:  # a write failure of the capture, like the WARC file's
-            raise OSError(f"{self.warc_dir / LatestCaptures.FILE}: {error}") from None
 
     def article_written(self, record: dict) -> None:
         """An article (or a revised version of one) is about to be written: say which captures it is made of.
@@ -212,15 +224,16 @@ class Capture:
         if self._closed:
             return
         self._closed = True
-        try:
-            self.writer.close()
-            self.latest.commit()
-        except sqlite3.Error as error:
-            raise OSError(f"{self.warc_dir / LatestCaptures.FILE}: {error}") from None
-        finally:
-            self.latest.close()
-        if reason == "output_error":  # a write failed already: the next run packages
+        if reason == "output_error":
+            # A write failed already (a full disk): write nothing more, so that what must still be saved (the
+            # crawl state) has the room. The next run indexes and packages.
+            self.writer.close(index=False)
             return
+        self.writer.close()
+        try:
+            self.latest.save()
+        except sqlite3.Error as error:
+            raise OSError(f"{self.latest.path}: {error}") from None
         self.wacz_dir.mkdir(parents=True, exist_ok=True)
         files = unpackaged(self.warc_dir, self.wacz_dir)
         if files:

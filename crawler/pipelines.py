@@ -554,7 +554,9 @@ class StoragePipeline(_StatePipeline):
                     self.sync()
             except OutputError as error:
                 self.output_failure(error)
-        if self.capture and not self.output_failure.happened:
+        if self.capture and self.output_failure.happened:
+            self.capture.close("output_error")  # writes nothing more: the next run indexes and packages
+        elif self.capture:
             try:  # here, not at spider_closed: a failure to index or package is the run's exit status 7
                 self.capture.close()
             except OSError as error:

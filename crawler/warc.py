@@ -352,14 +352,22 @@ class WarcWriter:
             _fsync_dir(self.directory)
             self._dir_synced = True
 
-    def close(self) -> list[Path]:
-        """Sync and close, write a CDXJ index beside each WARC file; return the WARC paths."""
+    def close(self, index: bool = True) -> list[Path]:
+        """Sync and close, write a CDXJ index beside each WARC file (unless ``index`` is false: then a
+        later ``write_cdxj`` makes it); return the WARC paths."""
         if not self._closed:
-            if self._fh is not None:
-                self._finish_file()
             self._closed = True
-            for path in self._files:
-                write_index(path, self._index[path.name])
+            if self._fh is not None:
+                try:
+                    self._finish_file()
+                except OSError:
+                    if index:
+                        raise
+                    self._fh.close()  # not synced: recover() cuts what a crash would tear
+                    self._fh = None
+            if index:
+                for path in self._files:
+                    write_index(path, self._index[path.name])
         return self.files
 
     def __enter__(self) -> WarcWriter:
