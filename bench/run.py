@@ -373,8 +373,8 @@ def capture_bench(off: dict, ons: list[dict], capture_dir: Path, run_dir: Path, 
                                           "articles_per_second", "engine_pages_per_second", "peak_rss_mib", "cpu_seconds")},
         "on": on,
         "on_over_off": round(on["pages_per_second"] / off["pages_per_second"], 3),
-        # The run report's duration ends before the capture indexes its WARC files (CDXJ) and packages the
-        # WACZ: the ratio without start-up and that end-of-run work, and the time outside the report.
+        # The run report's duration leaves out start-up (the CDXJ index and the WACZ package are made in
+        # the storage pipeline's close, inside it): the ratio without start-up, and the time outside the report.
         "on_over_off_engine": round(on["engine_pages_per_second"] / off["engine_pages_per_second"], 3),
         "off_seconds_outside_report": round(off["wall_seconds"] - off["report_duration_seconds"], 2),
         "on_seconds_outside_report": round(on["wall_seconds"] - on["report_duration_seconds"], 2),

@@ -8,13 +8,33 @@ which articles were written); ``crawler.warc`` does the WARC work itself.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import sqlite3
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from scrapy import signals
 
-from crawler.warc import CDXJ_SUFFIX, SUFFIX, RecordRef, WarcWriter, package_wacz, recover, write_cdxj
+from crawler.warc import (
+    CDXJ_SUFFIX,
+    IDENTICAL_PAYLOAD_PROFILE,
+    NOT_MODIFIED_PROFILE,
+    SUFFIX,
+    RecordRef,
+    Revisit,
+    WarcWriter,
+    package_wacz,
+    payload_digest,
+    recover,
+    scan_records,
+    software,
+    warc_date,
+    write_cdxj,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +50,68 @@ def wire_headers(headers) -> list[tuple[str, str]]:
     return [(name.decode("latin-1"), value.decode("latin-1")) for name, values in headers.items() for value in values]
 
 
-def wacz_name(warc_files: list[Path]) -> str:
-    """The name of the WACZ that packages a run's WARC files (the run report names it before it is made)."""
-    return Path(warc_files[0]).name.removesuffix(f"-00000{SUFFIX}") + ".wacz"
+class LatestCaptures:
+    """The last full capture (a 200 ``response`` record) of each URL, across runs: what a revisit record
+    refers to. Held in memory during the run and saved to ``warc/latest-captures.sqlite`` when the run's WARC
+    files are closed whole (so it never names a record a crash could cut, and a full disk mid-run leaves the
+    room to the crawl state); a killed run's captures are just not known to the next run, which stores
+    those URLs in full again. Built from the WARC files when the file is missing (a data directory from
+    before it existed)."""
+
+    FILE = "latest-captures.sqlite"
+    SCHEMA = ("CREATE TABLE IF NOT EXISTS latest (url TEXT PRIMARY KEY, record_id TEXT, date TEXT, digest TEXT,"
+              " file TEXT, offset INTEGER, length INTEGER)")
+
+    def __init__(self, warc_dir: Path):
+        self.path = Path(warc_dir) / self.FILE
+        self.latest: dict[str, tuple[RecordRef, str, str]] = {}
+        self.changed: set[str] = set()
+        if self.path.exists():
+            db = sqlite3.connect(self.path)
+            try:
+                for url, record_id, date, digest, file, offset, length in db.execute(
+                    "SELECT url, record_id, date, digest, file, offset, length FROM latest"
+                ):
+                    self.latest[url] = (RecordRef(file, offset, length, record_id), digest, date)
+            finally:
+                db.close()
+        else:
+            self.build(Path(warc_dir))
+
+    def build(self, warc_dir: Path) -> None:
+        def damaged(damage) -> None:
+            logger.warning("%s: not read for the index of earlier captures", damage)
+
+        for path in sorted(warc_dir.glob(f"*{SUFFIX}")):
+            for record in scan_records(path, damaged):
+                if record.type == "response" and record.http_status() == 200 and "warc-payload-digest" in record.headers:
+                    ref = RecordRef(record.file, record.offset, record.length, record.record_id)
+                    self.put(record.url, ref, record.headers["warc-payload-digest"], record.headers.get("warc-date", ""))
+
+    def get(self, url: str) -> tuple[RecordRef, str, str] | None:
+        """(place, payload digest, WARC-Date) of the URL's last full capture."""
+        return self.latest.get(url)
+
+    def put(self, url: str, ref: RecordRef, digest: str, date: str) -> None:
+        self.latest[url] = (ref, digest, date)
+        self.changed.add(url)
+
+    def save(self) -> None:
+        """Write what changed, in one transaction (after the WARC files it names are synced)."""
+        if not self.changed and self.path.exists():
+            return
+        db = sqlite3.connect(self.path)
+        try:
+            with db:
+                db.execute(self.SCHEMA)
+                db.executemany(
+                    "INSERT OR REPLACE INTO latest VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(url, ref.record_id, date, digest, ref.file, ref.offset, ref.length)
+                     for url in sorted(self.changed) for ref, digest, date in [self.latest[url]]],
+                )
+        finally:
+            db.close()
+        self.changed.clear()
 
 
 class Capture:
@@ -47,8 +126,15 @@ class Capture:
         for path in sorted(self.warc_dir.glob(f"*{SUFFIX}")):
             if not path.with_name(path.name + CDXJ_SUFFIX).exists():
                 write_cdxj(path)
+        # Temporary files of a run killed while it indexed or packaged: made again from the whole files.
+        for leftover in [*self.warc_dir.glob(f"*{CDXJ_SUFFIX}.tmp"), *self.wacz_dir.glob("*.tmp")]:
+            logger.warning("%s: removed, left by an interrupted run", leftover)
+            leftover.unlink()
         self.writer = WarcWriter(self.warc_dir, max_size, warcinfo)
+        self.latest = LatestCaptures(self.warc_dir)
         self.pages: list[dict] = []
+        self.packaged: Path | None = None  # the WACZ this run made, once it is made
+        self._closed = False
 
     @classmethod
     def of(cls, crawler) -> Capture | None:
@@ -62,13 +148,31 @@ class Capture:
             warcinfo["robots"] = "obey" if settings.getbool("ROBOTSTXT_OBEY") else "ignore"
             capture = cls(Path(settings.get("THEORY_DATA_DIR")), settings.getint("THEORY_WARC_MAX_SIZE"), warcinfo)
             crawler.theory_capture = capture
-            crawler.signals.connect(capture.close, signal=signals.spider_closed)
+            crawler.signals.connect(capture.close_on_signal, signal=signals.spider_closed)
         return capture
 
     def record(self, request, response) -> RecordRef:
-        """The exchange as it came over the wire: ``response.body`` before any decompression."""
-        return self.writer.write_exchange(
-            url=response.url,
+        """The exchange as it came over the wire: ``response.body`` before any decompression.
+
+        A 304 is a server-not-modified revisit record, a 200 whose payload is the URL's last full capture's
+        an identical-payload-digest revisit; both refer to that capture. For the latter, the place returned
+        is that capture's, which holds the very bytes served now (an item points at its evidence).
+        """
+        url = response.url
+        known = self.latest.get(url)
+        digest = payload_digest(response.body) if response.status == 200 else None
+        revisit = None
+        if response.status == 304 or (known and digest == known[1]):
+            revisit = Revisit(
+                profile=NOT_MODIFIED_PROFILE if response.status == 304 else IDENTICAL_PAYLOAD_PROFILE,
+                refers_to_uri=url,
+                refers_to_date=known[2] if known else None,
+                refers_to=known[0].record_id if known else None,
+                digest=digest if response.status == 200 else None,
+            )
+        date = datetime.now(timezone.utc)
+        ref = self.writer.write_exchange(
+            url=url,
             method=request.method,
             request_headers=wire_headers(request.headers),
             request_body=request.body,
@@ -77,12 +181,18 @@ class Capture:
             response_headers=wire_headers(response.headers),
             payload=response.body,
             ip_address=str(response.ip_address) if response.ip_address else None,
-            date=datetime.now(timezone.utc),
+            date=date,
+            revisit=revisit,
         )
+        if revisit is not None:
+            return known[0] if revisit.profile == IDENTICAL_PAYLOAD_PROFILE else ref
+        if digest is not None:
+            self.latest.put(url, ref, digest, warc_date(date))
+        return ref
 
     def record_origin(self, ref: RecordRef, url: str, original_url: str, timestamp: str) -> None:
         """For a web archive's replay: a metadata record naming the page it captured and when."""
-        self.writer.write_metadata(
+        self.writer.write_warc_fields(
             url=url, concurrent_to=ref.record_id, date=datetime.now(timezone.utc),
             fields={"original-url": original_url, "capture-timestamp": timestamp},
         )
@@ -90,23 +200,116 @@ class Capture:
     def sync(self) -> None:
         self.writer.sync()
 
-    def page_written(self, record: dict) -> None:
+    def article_written(self, record: dict) -> None:
+        """An article (or a revised version of one) is about to be written: say which captures it is made of.
+
+        A ``metadata`` record, concurrent to the article's last page's response, lists the record ids
+        of its pages in order (``ARTICLE_RECORD`` format), so re-extraction assembles exactly these
+        captures, whatever else was fetched (a refetch, a killed run's half article). It is written
+        before the line: the line is never durable without it (the WARC is synced first).
+        """
+        pages = [place["record_id"] for place in record.get("warc") or []]
+        if pages:
+            self.writer.write_metadata(
+                url=record["url"],
+                concurrent_to=pages[-1],
+                body={"article_id": record["article_id"], "url": record["url"], "pages": pages},
+                date=datetime.now(timezone.utc),
+            )
         self.pages.append({"url": record["url"], "ts": record["crawled_at"], "title": record["title"]})
 
-    def close(self, reason: str) -> None:
-        """Index this run's WARC files and package them, with the articles written, as a WACZ."""
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self, reason: str | None = None) -> None:
+        """Index this run's WARC files, and package every WARC file not in a WACZ yet (this run's, and
+        those of runs killed before they packaged theirs) as this run's WACZ; keep the collection current.
+
+        Raises OSError when a file cannot be written: the caller reports it as an output failure (exit 7).
+        Only once; what it did not get to (after an output failure) the next run's close does.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if reason == "output_error":
+            # A write failed already (a full disk): write nothing more, so that what must still be saved (the
+            # crawl state) has the room. The next run indexes and packages.
+            self.writer.close(index=False)
+            return
+        self.writer.close()
         try:
-            files = self.writer.close()
-        except OSError as error:  # the output failure that stopped the run said it already
-            logger.debug("WARC files not closed cleanly: %s", error)
-            return
-        if not files or reason == "output_error":  # no room for a package: the next run's recovery will do
-            return
+            self.latest.save()
+        except sqlite3.Error as error:
+            raise OSError(f"{self.latest.path}: {error}") from None
         self.wacz_dir.mkdir(parents=True, exist_ok=True)
-        out = self.wacz_dir / wacz_name(files)
-        try:
+        files = unpackaged(self.warc_dir, self.wacz_dir)
+        if files:
+            out = self.wacz_dir / (files[0].name.removesuffix(SUFFIX).rsplit("-", 1)[0] + ".wacz")
+            while out.exists():  # a killed run's files packaged under the stamp of their run
+                out = out.with_name(out.stem + "-1.wacz")
+            self.packaged = out
             package_wacz(files, self.pages, out)
-        except (RuntimeError, OSError) as error:
-            logger.error("the run's WACZ package could not be written: %s (its WARC files are whole)", error)
-            return
-        logger.info("web archive of this run: %d WARC files, %s", len(files), out)
+            logger.info("web archive of this run: %d WARC files, %s", len(files), out)
+        write_collection(self.wacz_dir)
+
+    def close_on_signal(self, reason: str) -> None:
+        """The fallback when no storage pipeline closed the capture (it closes it, to report a failure)."""
+        try:
+            self.close(reason)
+        except OSError as error:
+            logger.error("the web archive could not be completed: %s (its WARC files are whole)", error)
+
+
+def packaged_warc_files(wacz_dir: Path) -> set[str]:
+    """The WARC file names inside the WACZ packages of wacz_dir (an unreadable package holds none)."""
+    names: set[str] = set()
+    for package in sorted(wacz_dir.glob("*.wacz")):
+        try:
+            with zipfile.ZipFile(package) as wacz:
+                names.update(name.removeprefix("archive/") for name in wacz.namelist() if name.startswith("archive/"))
+        except (OSError, zipfile.BadZipFile) as error:
+            logger.error("%s cannot be read (%s): its WARC files are packaged again", package, error)
+    return names
+
+
+def unpackaged(warc_dir: Path, wacz_dir: Path) -> list[Path]:
+    done = packaged_warc_files(wacz_dir)
+    return [path for path in sorted(warc_dir.glob(f"*{SUFFIX}")) if path.name not in done]
+
+
+COLLECTION_FILE = "collection.json"
+
+
+def write_collection(wacz_dir: Path) -> Path:
+    """``wacz/collection.json``: every WACZ of the data dir as one multi-WACZ collection (the JSON that
+    ReplayWeb.page opens as one archive, as Browsertrix serves its collections), so that revisit records
+    resolve across the packages of all runs. Digests of packages already listed are kept, not recomputed."""
+    path = wacz_dir / COLLECTION_FILE
+    known: dict[tuple[str, int], str] = {}
+    try:
+        for resource in json.loads(path.read_text("utf-8")).get("resources", []):
+            known[(resource["path"], resource["bytes"])] = resource["hash"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # none yet, or not ours: made anew
+    resources = []
+    for package in sorted(wacz_dir.glob("*.wacz")):
+        size = package.stat().st_size
+        digest = known.get((package.name, size))
+        if digest is None:
+            sha256 = hashlib.sha256()
+            with open(package, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    sha256.update(chunk)
+            digest = "sha256:" + sha256.hexdigest()
+        resources.append({"name": package.name, "path": package.name, "hash": digest, "bytes": size})
+    collection = {"profile": "multi-wacz-package", "title": "theory-crawler web archive", "software": software(),
+                  "resources": resources}
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(collection, indent=2) + "\n", "utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 
 from scrapy.exceptions import UsageError
 
+from crawler.urls import channel_of
+
 SPIDER_ARGUMENTS = ("sections", "full", "revisit")
-SECTION_ID = re.compile(r"^[0-9A-Za-z_-]+$")
 HOST = re.compile(r"^[0-9a-z]([0-9a-z.-]*[0-9a-z])?(:[0-9]{1,5})?$")
 
 
@@ -48,6 +49,16 @@ def _phrases(settings, name: str) -> None:
         raise UsageError(f"{name}={value!r} is not a list of phrases", print_help=False) from None
     if not all(isinstance(phrase, str) and phrase.strip() for phrase in phrases):
         raise UsageError(f"{name}={value!r} holds a blank or non-text phrase", print_help=False)
+
+
+WARC_MIN_SIZE = 1_000_000
+
+
+def _boolean(settings, name: str) -> None:
+    try:
+        settings.getbool(name)
+    except ValueError:
+        raise UsageError(f"{name}={settings.get(name)!r} is not 0 or 1 (true/false)", print_help=False) from None
 
 
 def _data_dir(settings) -> None:
@@ -107,10 +118,15 @@ def check(settings, spider_arguments: dict[str, str]) -> None:
             print_help=False,
         )
     sections = [section.strip() for section in (spider_arguments.get("sections") or "").split(",") if section.strip()]
-    bad = [section for section in sections if not SECTION_ID.match(section)]
-    if bad:
-        raise UsageError(f"sections={spider_arguments['sections']!r}: {', '.join(bad)} is not a section id", print_help=False)
     sites = [_url(settings, name) for name in ("THEORY_BASE_URL", "THEORY_CHANNEL_URL")]
+    # Legacy sections are numbered; the current site has one section, the channel (its directory).
+    channel = channel_of(sites[1]) if sites[1] else None
+    bad = [section for section in sections if not (section.isdigit() or section == channel)]
+    if bad:
+        known = "legacy section ids (digits)" + (f" or {channel!r}, the channel" if channel else "")
+        raise UsageError(
+            f"sections={spider_arguments['sections']!r}: {', '.join(bad)} is not a section id ({known})", print_help=False
+        )
     if not any(sites):
         raise UsageError("THEORY_BASE_URL and THEORY_CHANNEL_URL are both empty: nothing to crawl", print_help=False)
     if "{page}" not in (settings.get("THEORY_FEED_PATH") or ""):
@@ -137,6 +153,10 @@ def check(settings, spider_arguments: dict[str, str]) -> None:
     _number(settings, "THEORY_MIN_PARSE_FAILURES", int, 1)
     _number(settings, "THEORY_FIELD_WINDOW", int, 1)
     _archive(settings)
+    for name in ("THEORY_WARC", "THEORY_CAPTURE_IMAGES"):
+        _boolean(settings, name)
+    # Below 1 MB, a file per handful of pages: thousands of files a run for nothing.
+    _number(settings, "THEORY_WARC_MAX_SIZE", int, WARC_MIN_SIZE)
     _data_dir(settings)
     delivery = settings.get("THEORY_DELIVERY_DIR") or ""
     if delivery and not (os.path.isdir(delivery) and os.access(delivery, os.W_OK | os.X_OK)):

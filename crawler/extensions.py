@@ -26,6 +26,7 @@ EXIT_INCOMPLETE = 4  # a site could not be crawled completely: its start page, o
 EXIT_LAYOUT_CHANGED = 5  # pages came back but could not be read
 EXIT_INTERRUPTED = 6  # stopped before the end (SIGINT/SIGTERM, or another close reason)
 EXIT_OUTPUT_FAILED = 7  # the output could not be written (full disk, file size limit, read-only)
+EXIT_DAMAGED_CAPTURE = 8  # reextract: a WARC file is damaged or cut short, or an article's captured pages are missing
 
 EXIT_MEANINGS = {
     EXIT_OK: "completed",
@@ -36,6 +37,7 @@ EXIT_MEANINGS = {
     EXIT_LAYOUT_CHANGED: "the site's layout seems to have changed",
     EXIT_INTERRUPTED: "interrupted before the end",
     EXIT_OUTPUT_FAILED: "the output could not be written",
+    EXIT_DAMAGED_CAPTURE: "the capture is damaged",
 }
 
 
@@ -205,7 +207,6 @@ class RunReport:
 
     def appended(self, report: dict) -> dict:
         """Where this run's output is (crawler/delivery.py): what a downstream archive reads up to."""
-        from crawler.capture import wacz_name
         from crawler.delivery import JSONL_FILES, appended_ranges, reports, warc_ranges
 
         data_dir = self.runs_dir.parent
@@ -219,8 +220,8 @@ class RunReport:
             "sites": [url for url in (settings.get("THEORY_BASE_URL"), settings.get("THEORY_CHANNEL_URL")) if url],
             "appended": appended_ranges(data_dir, earlier[-1] if earlier else None, {k: v for k, v in synced.items() if v is not None}),
             "warc_files": warc_ranges(data_dir / "warc", created, earlier),
-            # packaged by the capture right after this report is written; absent when the run could not write
-            "wacz": f"wacz/{wacz_name(created)}" if created and report["finish_reason"] != "output_error" else None,
+            # packaged by the capture when the storage pipeline closed, before this report; absent when it could not
+            "wacz": f"wacz/{capture.packaged.name}" if capture and capture.packaged else None,
         }
 
     def write(self, report: dict) -> Path:

@@ -254,7 +254,7 @@ class WarcCaptureMiddleware:
         return cls(capture, OutputFailure.of(crawler))
 
     def process_response(self, request, response, spider=None):
-        if "cached" in response.flags or self.output_failure.happened:
+        if "cached" in response.flags or self.output_failure.happened or self.capture.closed:
             # Served from a cache, not by the site; or the run is stopping, and writes no more lines.
             return response
         try:

@@ -553,6 +553,7 @@ class StoragePipeline(_StatePipeline):
             return item
         record = dict(ItemAdapter(item))  # shallow: the values are already JSON types
         try:
+            self.capture_article(record)
             self.out.append(record)
             self.state.mark_written(record["article_id"], record["url"], record["section_id"], record["content_hash"])
             self.state.record_first_version(
@@ -562,8 +563,6 @@ class StoragePipeline(_StatePipeline):
             self.stats.inc_value("theory/written")
             if self.field_watch:
                 self.field_watch.record(record)  # in the window from the commit that counts the line as written
-            if self.capture:
-                self.capture.page_written(record)
             self.written_one()
         except OutputError as error:
             self.output_failure(error)
@@ -585,6 +584,14 @@ class StoragePipeline(_StatePipeline):
         raise DropItem(
             f"duplicate {duplicate.url}: same title and body as article {duplicate.kept_article_id}", log_level="INFO"
         )
+
+    def capture_article(self, record: dict) -> None:
+        """Record in the capture which pages make this article, before its line is written."""
+        if self.capture:
+            try:
+                self.capture.article_written(record)
+            except OSError as error:
+                raise OutputError(self.capture.warc_dir, error) from None
 
     def written_one(self) -> None:
         self.unsynced += 1
@@ -658,9 +665,9 @@ class StoragePipeline(_StatePipeline):
         else:
             stats.inc_value(f"theory/revisit/unknown/{result.reason or result.status}")
         for event in events:
+            if event["event"] in ("revised", "corrected") and result.item is not None:
+                self.capture_article(dict(ItemAdapter(result.item)))  # the pages the new version or values came from
             self.changes.append(event)
-            if self.capture and event["event"] in ("revised", "corrected") and result.item is not None:
-                self.capture.page_written(dict(ItemAdapter(result.item)))
         try:
             for event in events:
                 self.state.apply_event(event)
@@ -718,6 +725,13 @@ class StoragePipeline(_StatePipeline):
                     self.sync()
             except OutputError as error:
                 self.output_failure(error)
+        if self.capture and self.output_failure.happened:
+            self.capture.close("output_error")  # writes nothing more: the next run indexes and packages
+        elif self.capture:
+            try:  # here, not at spider_closed: a failure to index or package is the run's exit status 7
+                self.capture.close()
+            except OSError as error:
+                self.output_failure(OutputError(self.capture.wacz_dir, error))
         for file in (self.out, self.changes, self.duplicates):
             if file:
                 file.close()

@@ -68,6 +68,7 @@ THEORY_FIELD_ALLOW = ["本报评论员"]
 # Capture every HTTP exchange as WARC/1.1 under <THEORY_DATA_DIR>/warc/ (a file per run, rotated at this
 # size, a CDXJ index beside each) and package each run as a WACZ under <THEORY_DATA_DIR>/wacz/.
 THEORY_WARC = True
+# At least 1 MB (checked): smaller makes thousands of files a run for nothing.
 THEORY_WARC_MAX_SIZE = 1_000_000_000
 # Fetch (so capture) the images of written articles, each image URL once ever.
 THEORY_CAPTURE_IMAGES = True

@@ -12,12 +12,17 @@ crash, ``recover()`` cuts the torn tail (a record half written) off the WARC fil
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import io
 import json
+import mmap
 import os
-import tempfile
+import re
+import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.client import responses as _REASONS
@@ -25,8 +30,10 @@ from importlib import metadata
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import surt
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
+from warcio.timeutils import iso_date_to_timestamp
 from warcio.warcwriter import WARCWriter
 
 WARC_VERSION = "WARC/1.1"
@@ -49,6 +56,26 @@ class RecordRef:
     offset: int  # byte offset of the gzip member holding the response record
     length: int  # its length in bytes
     record_id: str  # the WARC-Record-ID, "<urn:uuid:...>"
+
+
+NOT_MODIFIED_PROFILE = "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
+IDENTICAL_PAYLOAD_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
+
+
+def payload_digest(payload: bytes) -> str:
+    """WARC-Payload-Digest as warcio writes it: ``sha1:`` and the base32 SHA-1 of the payload as stored."""
+    return "sha1:" + base64.b32encode(hashlib.sha1(payload).digest()).decode("ascii")
+
+
+@dataclass(frozen=True)
+class Revisit:
+    """What makes an exchange a ``revisit`` record (WARC 1.1, 6.7.2): its profile and the earlier capture."""
+
+    profile: str  # NOT_MODIFIED_PROFILE or IDENTICAL_PAYLOAD_PROFILE
+    refers_to_uri: str
+    refers_to_date: str | None  # the earlier capture's WARC-Date, when known
+    refers_to: str | None  # its WARC-Record-ID, when known
+    digest: str | None  # the earlier payload's digest (identical-payload-digest only)
 
 
 class _WireHeaders(StatusAndHeaders):
@@ -110,6 +137,8 @@ class WarcWriter:
         # warcio builds the records and their digests; _member serialises each into its own gzip
         # member in memory first, so that its size is known before it goes into a file.
         self._builder = WARCWriter(None, gzip=True, warc_version=WARC_VERSION)
+        # The CDXJ lines of each file, made as its records are written (no second read of the file).
+        self._index: dict[str, list[str]] = {}
 
     @property
     def files(self) -> list[Path]:
@@ -146,6 +175,7 @@ class WarcWriter:
         payload: bytes,
         ip_address: str | None,
         date: datetime,
+        revisit: Revisit | None = None,
     ) -> RecordRef:
         """Write the response record, then the request record; return where the response is.
 
@@ -153,6 +183,10 @@ class WarcWriter:
         it came over the wire (still Content-Encoded, e.g. gzip), never decoded. Both digests are
         computed by warcio over the bytes as stored, so WARC-Payload-Digest is the digest of the
         compressed body when there is a Content-Encoding, as WARC 1.1 prescribes.
+
+        With ``revisit``, the response is stored as a ``revisit`` record instead: its HTTP headers and
+        no payload, the earlier capture named by the WARC-Refers-To headers (as Heritrix and warcprox
+        write them), so replay tools serve the earlier capture's payload.
         """
         if self._closed:
             raise RuntimeError("WarcWriter is closed")
@@ -174,14 +208,26 @@ class WarcWriter:
         kept = [(n, v) for n, v in _check_headers(response_headers) if n.lower() != "transfer-encoding"]
         reason = _REASONS.get(status, "")
         response_http = _WireHeaders(f"{status} {reason}".rstrip(), kept, protocol=http_version)
-        response = self._builder.create_warc_record(
-            url,
-            "response",
-            payload=io.BytesIO(payload),
-            length=len(payload),
-            warc_headers_dict=dict(common),
-            http_headers=response_http,
-        )
+        if revisit is None:
+            response = self._builder.create_warc_record(
+                url,
+                "response",
+                payload=io.BytesIO(payload),
+                length=len(payload),
+                warc_headers_dict=dict(common),
+                http_headers=response_http,
+            )
+        else:
+            refers = {"WARC-Profile": revisit.profile, "WARC-Refers-To-Target-URI": revisit.refers_to_uri}
+            if revisit.refers_to_date:
+                refers["WARC-Refers-To-Date"] = revisit.refers_to_date
+            if revisit.refers_to:
+                refers["WARC-Refers-To"] = revisit.refers_to
+            if revisit.digest:
+                refers["WARC-Payload-Digest"] = revisit.digest
+            response = self._builder.create_warc_record(
+                url, "revisit", warc_headers_dict={**common, **refers}, http_headers=response_http
+            )
         response_id = response.rec_headers.get_header("WARC-Record-ID")
 
         parts = urlsplit(url)
@@ -215,9 +261,10 @@ class WarcWriter:
         # a power loss.
         self._append(pair)
         self._records += 1
+        self._index[self._files[-1].name].append(cdxj_line(response, status, offset, len(response_member), self._files[-1].name))
         return RecordRef(self._files[-1].name, offset, len(response_member), response_id)
 
-    def write_metadata(self, *, url: str, concurrent_to: str, fields: dict[str, str], date: datetime) -> None:
+    def write_warc_fields(self, *, url: str, concurrent_to: str, fields: dict[str, str], date: datetime) -> None:
         """A ``metadata`` record (``application/warc-fields``) about the response record ``concurrent_to``,
         right after it in the same file: a public archive's replay says where its bytes came from."""
         body = "".join(f"{name}: {value}\r\n" for name, value in fields.items()).encode("utf-8")
@@ -228,6 +275,33 @@ class WarcWriter:
         if self._fh is None:
             self._open_file()
         self._append(self._member(record))
+
+    def write_metadata(self, *, url: str, concurrent_to: str, body: dict, date: datetime) -> RecordRef:
+        """Write a ``metadata`` record of ``body`` as JSON about the capture ``concurrent_to``.
+
+        Re-extraction finds the records a metadata record names by their ids, so it may go to a later
+        file (after a rotation) than the records it names.
+        """
+        if self._closed:
+            raise RuntimeError("WarcWriter is closed")
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        record = self._builder.create_warc_record(
+            url,
+            "metadata",
+            payload=io.BytesIO(payload),
+            length=len(payload),
+            warc_content_type="application/json",
+            warc_headers_dict={"WARC-Target-URI": url, "WARC-Date": warc_date(date), "WARC-Concurrent-To": concurrent_to},
+        )
+        member = self._member(record)
+        if self._fh is not None and self._records and self._size + len(member) > self.max_size:
+            self._finish_file()
+        if self._fh is None:
+            self._open_file()
+        offset = self._size
+        self._append(member)
+        self._records += 1
+        return RecordRef(self._files[-1].name, offset, len(member), record.rec_headers.get_header("WARC-Record-ID"))
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -268,6 +342,7 @@ class WarcWriter:
             path.unlink(missing_ok=True)
             raise
         self._files.append(path)
+        self._index[path.name] = []
         self._dir_synced = False
 
     def _finish_file(self) -> None:
@@ -289,14 +364,22 @@ class WarcWriter:
             _fsync_dir(self.directory)
             self._dir_synced = True
 
-    def close(self) -> list[Path]:
-        """Sync and close, write a CDXJ index beside each WARC file; return the WARC paths."""
+    def close(self, index: bool = True) -> list[Path]:
+        """Sync and close, write a CDXJ index beside each WARC file (unless ``index`` is false: then a
+        later ``write_cdxj`` makes it); return the WARC paths."""
         if not self._closed:
-            if self._fh is not None:
-                self._finish_file()
             self._closed = True
-            for path in self._files:
-                write_cdxj(path)
+            if self._fh is not None:
+                try:
+                    self._finish_file()
+                except OSError:
+                    if index:
+                        raise
+                    self._fh.close()  # not synced: recover() cuts what a crash would tear
+                    self._fh = None
+            if index:
+                for path in self._files:
+                    write_index(path, self._index[path.name])
         return self.files
 
     def __enter__(self) -> WarcWriter:
@@ -379,11 +462,172 @@ def read_record(directory: Path, ref: RecordRef) -> tuple[str, bytes]:
     raise ValueError(f"no record at {ref}")
 
 
+@dataclass(frozen=True)
+class Damage:
+    """A place in a WARC file where reading could not go on: a damaged member, or the file's end in a member."""
+
+    file: str
+    offset: int  # where the unreadable gzip member starts
+    resumed_at: int | None  # where the next readable record starts; None: nothing more could be read
+
+    def __str__(self) -> str:
+        if self.resumed_at is None:
+            return f"{self.file}: damaged or truncated record at byte {self.offset}; nothing after it could be read"
+        return f"{self.file}: damaged record at byte {self.offset}; reading resumed at byte {self.resumed_at}"
+
+
+@dataclass
+class ScannedRecord:
+    file: str
+    offset: int  # of its gzip member
+    length: int
+    headers: dict[str, str]  # WARC header names lowercased
+    block: bytes
+
+    @property
+    def type(self) -> str:
+        return self.headers.get("warc-type", "")
+
+    @property
+    def record_id(self) -> str:
+        return self.headers.get("warc-record-id", "")
+
+    @property
+    def url(self) -> str:
+        return self.headers.get("warc-target-uri", "").strip("<>")
+
+    def http_status(self) -> int | None:
+        """The status of a response record's HTTP block, from its status line alone."""
+        line = self.block[: self.block.find(b"\r\n")].split(b" ", 2)
+        try:
+            return int(line[1]) if line[0].startswith(b"HTTP/") else None
+        except (IndexError, ValueError):
+            return None
+
+
+def warc_record(member: bytes) -> tuple[dict[str, str], bytes] | None:
+    """(headers, block) of the WARC record that a whole gzip member holds, or None if it holds none."""
+    head_end = member.find(b"\r\n\r\n")
+    if not member.startswith(b"WARC/") or head_end < 0:
+        return None
+    headers: dict[str, str] = {}
+    for line in member[:head_end].split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep:
+            return None
+        headers[name.strip().decode("latin-1").lower()] = value.strip().decode("utf-8", "replace")
+    try:
+        length = int(headers.get("content-length", ""))
+    except ValueError:
+        return None
+    block = member[head_end + 4 : head_end + 4 + length]
+    return (headers, block) if len(block) == length else None
+
+
+def _inflate(view, start: int) -> tuple[bytes, int] | None:
+    """The gzip member at ``start``: (its bytes inflated, its end), or None if it is damaged or cut short."""
+    member = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    out = []
+    position = start
+    try:
+        while position < len(view):
+            chunk = view[position : position + _CHUNK]
+            position += len(chunk)
+            out.append(member.decompress(chunk))
+            if member.eof:
+                return b"".join(out), position - len(member.unused_data)
+    except zlib.error:
+        return None
+    return None
+
+
+def _next_record_start(view, after: int) -> int | None:
+    """The next place after ``after`` where a gzip member begins that inflates to a WARC header."""
+    position = after
+    while (position := view.find(b"\x1f\x8b\x08", position + 1)) >= 0:  # bounded: strictly forwards
+        member = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        try:
+            head = member.decompress(view[position : position + 512], 16)
+        except zlib.error:
+            continue
+        if head.startswith(b"WARC/1."):
+            return position
+    return None
+
+
+def scan_records(path: Path, on_damage) -> Iterator[ScannedRecord]:
+    """Every whole record of a ``.warc.gz`` (one record per gzip member), in file order.
+
+    A member that does not inflate, or does not hold one whole WARC record, is damage: ``on_damage`` gets a
+    ``Damage`` naming its offset, and reading resumes at the next gzip member that holds a WARC header
+    (or stops, at the end of a truncated file). Nothing of a damaged member is returned.
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            position = 0
+            while position < len(view):
+                inflated = _inflate(view, position)
+                record = warc_record(inflated[0]) if inflated else None
+                if record is None:
+                    resumed = _next_record_start(view, position)
+                    on_damage(Damage(path.name, position, resumed))
+                    if resumed is None:
+                        return
+                    position = resumed
+                    continue
+                member, end = inflated
+                yield ScannedRecord(path.name, position, end - position, *record)
+                position = end
+
+
 # -- indexes and packages ------------------------------------------------------------------------
 
 
+_MIME_END = re.compile(r"[;\s]")
+
+
+def cdxj_line(record, status: int, offset: int, length: int, filename: str) -> str:
+    """The CDXJ line of a response or revisit record, as cdxj-indexer writes it for the same record:
+    ``<surt> <14-digit timestamp> {url, mime, status, digest, length, offset, filename}``."""
+    url = record.rec_headers.get_header("WARC-Target-URI")
+    fields: dict[str, str] = {"url": url}
+    if record.rec_type == "revisit":
+        fields["mime"] = "warc/revisit"
+    else:
+        mime = _MIME_END.split(record.http_headers.get_header("Content-Type") or "", 1)[0].strip()
+        if mime:
+            fields["mime"] = mime
+    fields["status"] = str(status)
+    digest = record.rec_headers.get_header("WARC-Payload-Digest")
+    if digest:
+        fields["digest"] = digest
+    fields.update(length=str(length), offset=str(offset), filename=filename)
+    try:
+        key = surt.surt(url)
+    except Exception:  # cdxj-indexer's fallback too: an unparsable URL is its own key
+        key = url
+    stamp = record.rec_headers.get_header("WARC-Date")
+    return f"{key} {iso_date_to_timestamp(stamp)} {json.dumps(fields)}\n"
+
+
+def write_index(warc_path: Path, lines: list[str]) -> Path:
+    """Write ``<warc name>.cdxj`` from the lines made while the file was written, sorted."""
+    out = warc_path.with_name(warc_path.name + CDXJ_SUFFIX)
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        tmp.write_text("".join(sorted(lines)), "utf-8")
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
 def write_cdxj(warc_path: Path) -> Path:
-    """Write ``<warc name>.cdxj`` beside the WARC: one sorted CDXJ line per response record.
+    """Write ``<warc name>.cdxj`` beside the WARC: one sorted CDXJ line per response and revisit record.
 
     cdxj-indexer (webrecorder's, also what py-wacz uses) writes the lines: ``<surt> <14-digit
     timestamp> {url, mime, status, digest, length, offset, filename}``. It is written to a temporary
@@ -394,9 +638,14 @@ def write_cdxj(warc_path: Path) -> Path:
     warc_path = Path(warc_path)
     out = warc_path.with_name(warc_path.name + CDXJ_SUFFIX)
     tmp = out.with_name(out.name + ".tmp")
-    # records="response" explicitly: importing py-wacz appends "warcinfo" to CDXJIndexer's defaults.
-    CDXJIndexer(output=str(tmp), inputs=[str(warc_path)], sort=True, records="response").process_all()
-    os.replace(tmp, out)
+    # records explicitly: importing py-wacz appends "warcinfo" to CDXJIndexer's defaults. Revisit records
+    # are indexed so that replay resolves them to the earlier capture.
+    try:
+        CDXJIndexer(output=str(tmp), inputs=[str(warc_path)], sort=True, records="response,revisit").process_all()
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return out
 
 
@@ -409,37 +658,103 @@ def _page_line(page: dict) -> dict:
     return line
 
 
+WACZ_VERSION = "1.1.1"
+_INDEX_BLOCK_LINES = 3000  # CDXJ lines per gzip block of indexes/index.cdx.gz, as py-wacz writes them
+
+
+class _HashingWriter:
+    """A write-only stream that counts and hashes what goes through it (a WACZ member being written)."""
+
+    def __init__(self, out):
+        self.out = out
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.out.write(data)
+
+
+def _compressed_index(lines: list[str]) -> tuple[bytes, bytes]:
+    """(indexes/index.cdx.gz, indexes/index.idx): the sorted CDXJ lines in gzip blocks, and the block index
+    (cdxj-indexer's CompressedWriter, as py-wacz uses it)."""
+    from cdxj_indexer.main import CompressedWriter
+
+    data, idx = io.BytesIO(), io.StringIO()
+    writer = CompressedWriter(idx, data, num_lines=_INDEX_BLOCK_LINES, data_out_name="index.cdx.gz", digest_records=True)
+    for line in lines:
+        writer.write(line)
+    if writer.block:
+        writer.flush()
+    return data.getvalue(), idx.getvalue().encode("utf-8")
+
+
 def package_wacz(warc_paths: list[Path], pages: list[dict], out_path: Path) -> Path:
-    """A WACZ of these WARC files, with pages.jsonl listing `pages` (url, ts, title) and datapackage.json
-    with sha256 digests; the result passes `wacz validate`.
+    """A WACZ 1.1.1 package of these WARC files, with pages.jsonl listing `pages` (url, ts, title); the result
+    passes `wacz validate`, and pywb and ReplayWeb.page open it.
 
-    py-wacz (``wacz create``, run in process) writes the WACZ 1.1.1 layout: archive/ (stored, not
-    deflated), indexes/index.cdx.gz + index.idx, pages/pages.jsonl, datapackage.json with sha256
-    hashes and datapackage-digest.json. Pages are copied as given (``--copy-pages``) rather than matched
-    against the captures, which would silently drop a page whose ``ts`` is not the capture's second.
-    ``ts`` may be an ISO 8601 string or a datetime. The WACZ is written beside out_path and renamed.
+    Layout: archive/ (the WARC files, stored, not deflated), indexes/index.cdx.gz (gzip blocks of the sorted
+    CDXJ lines) and index.idx, pages/pages.jsonl, datapackage.json with the sha256 digest of each file, and
+    datapackage-digest.json. The index is made of the CDXJ files beside the WARC files (made by
+    ``write_cdxj`` if missing), so the WARC files are read once only, to be copied (py-wacz's ``create``
+    would index them all again). Only response and revisit records are indexed: an article record (a
+    metadata record) has the article's URL, and replay must never serve it for the page. ``ts`` may be an
+    ISO 8601 string or a datetime. The WACZ is written beside out_path and renamed; on failure no
+    temporary file is left.
     """
-    # Imported here: importing py-wacz changes cdxj-indexer's defaults for the whole process.
-    from wacz.main import main as wacz_main
-
     warc_paths = [Path(p) for p in warc_paths]
     names = [p.name for p in warc_paths]
     if len(set(names)) != len(names):
         raise ValueError(f"WARC file names must be unique inside a WACZ: {names}")
     out_path = Path(out_path)
     tmp_out = out_path.with_name(out_path.name + ".tmp")
-    with tempfile.TemporaryDirectory() as tmp:
-        pages_file = Path(tmp) / "pages.jsonl"
-        lines = [{"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}]
-        lines += [_page_line(page) for page in pages]
-        pages_file.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), "utf-8")
-        args = ["create", "-o", str(tmp_out), "--pages", str(pages_file), "--copy-pages"]
-        args += [str(p) for p in warc_paths]
-        said = io.StringIO()
-        with contextlib.redirect_stdout(said):  # py-wacz reports by print()
-            code = wacz_main(args)
-    if code != 0:
+    lines: list[str] = []
+    for path in warc_paths:
+        index = path.with_name(path.name + CDXJ_SUFFIX)
+        if not index.exists():
+            write_cdxj(path)
+        lines += index.read_text("utf-8").splitlines(keepends=True)
+    lines.sort()
+    index_data, index_idx = _compressed_index(lines)
+    page_lines = [{"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}]
+    page_lines += [_page_line(page) for page in pages]
+    pages_data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in page_lines).encode("utf-8")
+
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = datetime.now(timezone.utc).timetuple()[:6]
+    resources = []
+
+    def add(zf: zipfile.ZipFile, name: str, source, compress: int) -> None:
+        info = zipfile.ZipInfo(name, stamp)
+        info.compress_type = compress
+        with zf.open(info, "w", force_zip64=True) as member:
+            hashing = _HashingWriter(member)
+            if isinstance(source, bytes):
+                hashing.write(source)
+            else:
+                with open(source, "rb") as fh:
+                    while chunk := fh.read(1 << 20):
+                        hashing.write(chunk)
+        resources.append({"name": Path(name).name.lower(), "path": name,
+                          "hash": "sha256:" + hashing.sha256.hexdigest(), "bytes": hashing.size})
+
+    try:
+        with zipfile.ZipFile(tmp_out, "w") as zf:
+            add(zf, "pages/pages.jsonl", pages_data, zipfile.ZIP_DEFLATED)
+            add(zf, "indexes/index.cdx.gz", index_data, zipfile.ZIP_STORED)
+            add(zf, "indexes/index.idx", index_idx, zipfile.ZIP_DEFLATED)
+            for path in warc_paths:
+                add(zf, f"archive/{path.name}", path, zipfile.ZIP_STORED)
+            package = json.dumps({"profile": "data-package", "resources": resources, "created": created,
+                                  "wacz_version": WACZ_VERSION, "software": software()}, indent=2).encode("utf-8")
+            zf.writestr(zipfile.ZipInfo("datapackage.json", stamp), package, zipfile.ZIP_DEFLATED)
+            digest = {"path": "datapackage.json", "hash": "sha256:" + hashlib.sha256(package).hexdigest()}
+            zf.writestr(zipfile.ZipInfo("datapackage-digest.json", stamp), json.dumps(digest), zipfile.ZIP_DEFLATED)
+        with open(tmp_out, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_out, out_path)
+    except BaseException:
         tmp_out.unlink(missing_ok=True)
-        raise RuntimeError(f"wacz create failed ({code}): {said.getvalue()}")
-    os.replace(tmp_out, out_path)
+        raise
     return out_path

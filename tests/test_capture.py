@@ -58,6 +58,28 @@ def warcio_check(path: Path) -> None:
     assert "digest fail" not in result.stdout
 
 
+def assert_every_referenced_file_is_in_a_valid_package(data_dir: Path) -> None:
+    """Every WARC file a line points at is inside a WACZ that `wacz validate` accepts, and the collection
+    file lists every WACZ with its size and digest."""
+    import hashlib
+    import zipfile
+
+    referenced = {place["file"] for row in whole_lines(data_dir / ARTICLES) for place in row["warc"]}
+    packaged = set()
+    packages = sorted((data_dir / "wacz").glob("*.wacz"))
+    for package in packages:
+        validation = subprocess.run([str(BIN / "wacz"), "validate", "-f", str(package)], capture_output=True, text=True, timeout=300)
+        assert validation.returncode == 0 and "valid" in validation.stdout, validation.stdout + validation.stderr
+        with zipfile.ZipFile(package) as wacz:
+            packaged |= {name.removeprefix("archive/") for name in wacz.namelist() if name.startswith("archive/")}
+    assert referenced and referenced <= packaged
+    collection = json.loads((data_dir / "wacz" / "collection.json").read_text())
+    assert collection["profile"] == "multi-wacz-package"
+    assert [(r["path"], r["bytes"], r["hash"]) for r in collection["resources"]] == [
+        (p.name, p.stat().st_size, "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()) for p in packages
+    ]
+
+
 def test_the_crawl_of_both_mirrors_is_a_valid_web_archive_its_items_point_into(mirrors, tmp_path):
     legacy, current, shared_site, shared_current_site = mirrors
     data_dir = tmp_path / "data"
@@ -116,14 +138,32 @@ def test_a_killed_run_leaves_only_whole_records_and_the_rerun_points_at_whole_on
         member = gzip.compress(b"WARC/1.1\r\nWARC-Type: response\r\n" + os.urandom(4000))
         tail.write(member[: len(member) // 2])
 
+    # What a kill while indexing or packaging leaves (the crawl above was killed before it got there).
+    (data_dir / "wacz").mkdir(exist_ok=True)
+    (data_dir / "wacz" / "theory-20260101T000000Z.wacz.tmp").write_bytes(b"PK\x03\x04 half a package")
+    Path(f"{torn}.cdxj.tmp").write_text("half an index\n")
+
     rerun = run_crawl(legacy.url, data_dir, THEORY_CHANNEL_URL=channel_url(current))
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "cut a torn record" in rerun.stderr
+    assert not list(data_dir.rglob("*.tmp"))
+    assert_every_referenced_file_is_in_a_valid_package(data_dir)
     for path in sorted((data_dir / "warc").glob("*.warc.gz")):
         warcio_check(path)
     rows = whole_lines(data_dir / ARTICLES)
     assert len(rows) == 436 and len({row["article_id"] for row in rows}) == 436
     assert_every_reference_resolves(data_dir, rows, shared_site, shared_current_site)
+
+    # The killed run's half articles and the rerun's fetches of the same articles are both in the capture:
+    # re-extraction still gives exactly the lines written.
+    out = tmp_path / "reextracted"
+    again = subprocess.run(
+        [sys.executable, "-m", "scrapy", "reextract", str(data_dir / "warc"), "-s", f"THEORY_DATA_DIR={out}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "crawled_at"} for row in rows]  # noqa: E731
+    assert strip(read_jsonl(out / ARTICLES)) == strip(rows)
 
 
 def test_capture_can_be_turned_off(mirrors, tmp_path):
@@ -133,3 +173,63 @@ def test_capture_can_be_turned_off(mirrors, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (data_dir / "warc").exists() and not (data_dir / "wacz").exists()
     assert all(row["warc"] == [] for row in read_jsonl(data_dir / ARTICLES))
+
+
+def test_a_revisit_run_stores_not_modified_and_unchanged_answers_as_revisit_records(serve_mirror, shared_site, tmp_path):
+    server = serve_mirror(shared_site / "www")
+    data_dir = tmp_path / "data"
+    for run in range(2):  # the second run revisits articles (304s) and fetches the unchanged home and listings
+        result = run_crawl(server.url, data_dir, THEORY_REVISIT_MIN_HOURS="0")  # revisit what was just written
+        assert result.returncode == 0, result.stderr[-3000:]
+    first, second = sorted((data_dir / "warc").glob("*.warc.gz"))
+    warcio_check(second)
+    from warcio.archiveiterator import ArchiveIterator
+
+    kinds = []
+    with open(second, "rb") as stream:
+        for record in ArchiveIterator(stream):
+            if record.rec_type in ("response", "revisit"):
+                kinds.append((record.rec_type, record.http_headers.get_statuscode(), record.rec_headers.get_header("WARC-Profile")))
+    not_modified = "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
+    identical = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
+    assert ("revisit", "304", not_modified) in kinds
+    assert all(kind == ("revisit", "304", not_modified) for kind in kinds if kind[1] == "304")
+    assert ("revisit", "200", identical) in kinds  # robots.txt, the home and the listings did not change
+    assert not any(kind[0] == "response" and kind[1] == "200" for kind in kinds), kinds
+    index = [json.loads(line.split(" ", 2)[2]) for line in Path(f"{second}.cdxj").read_text().splitlines()]
+    assert sum(entry.get("mime") == "warc/revisit" for entry in index) == sum(kind[0] == "revisit" for kind in kinds)
+
+
+def disk_usage(directory: Path) -> int:
+    return sum(-(-path.stat().st_size // 4096) * 4096 for path in directory.rglob("*") if path.is_file())
+
+
+def test_a_full_disk_while_indexing_or_packaging_is_exit_7_with_one_line_and_no_temporary_file(serve_mirror, shared_site, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    server = serve_mirror(shared_site / "www")
+    measured = tmp_path / "measured"
+    assert run_crawl(server.url, measured).returncode == 0
+    package = disk_usage(measured / "wacz")
+    # Room for everything but the package, and 256 KiB to spare for the SQLite journals: the crawl fits,
+    # its WACZ (about 1.7 MB) does not.
+    assert package > 1024 * 1024
+    size = disk_usage(measured) - package + 256 * 1024
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(small)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr}")
+    try:
+        result = run_crawl(server.url, small / "data")
+        assert result.returncode == 7, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr
+        failures = [line for line in result.stderr.splitlines() if "cannot write" in line and "stopping the run" in line]
+        assert len(failures) == 1, result.stderr[-3000:]
+        # In the capture's close: its index of earlier captures, or the WACZ package.
+        assert f"cannot write {small / 'data' / 'wacz'}" in failures[0], failures[0]
+        assert "No space left on device" in failures[0] or "database or disk is full" in failures[0], failures[0]
+        assert not list((small / "data").rglob("*.tmp"))
+        assert read_jsonl(small / "data" / ARTICLES) == whole_lines(small / "data" / ARTICLES)
+    finally:
+        subprocess.run(["umount", str(small)], check=True)

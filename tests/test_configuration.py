@@ -59,6 +59,14 @@ def settings(tmp_path, **changes) -> Settings:
         ({"THEORY_NOT_FOUND_PHRASES": "页面不存在,,已删除"}, {}, "THEORY_NOT_FOUND_PHRASES='页面不存在,,已删除' holds a blank"),
         ({"THEORY_NOT_FOUND_PHRASES": 404}, {}, "THEORY_NOT_FOUND_PHRASES=404 is not a list of phrases"),
         ({"THEORY_DELIVERY_DIR": "/nonexistent/bags"}, {}, "THEORY_DELIVERY_DIR='/nonexistent/bags' is not a writable directory"),
+        ({"THEORY_WARC_MAX_SIZE": "abc"}, {}, "THEORY_WARC_MAX_SIZE='abc' is not an integer"),
+        ({"THEORY_WARC_MAX_SIZE": "0"}, {}, "THEORY_WARC_MAX_SIZE='0' must be at least 1000000"),
+        ({"THEORY_WARC": "maybe"}, {}, "THEORY_WARC='maybe' is not 0 or 1"),
+        ({"THEORY_CAPTURE_IMAGES": "perhaps"}, {}, "THEORY_CAPTURE_IMAGES='perhaps' is not 0 or 1"),
+        ({}, {"sections": "999x"}, "sections='999x': 999x is not a section id (legacy section ids (digits))"),
+        ({"THEORY_CHANNEL_URL": "http://127.0.0.1:9/theory/"}, {"sections": "241,economy"},
+         "economy is not a section id (legacy section ids (digits) or 'theory', the channel)"),
+        ({}, {"sections": "241,theory"}, "theory is not a section id"),  # no current site to crawl
     ],
 )
 def test_a_bad_setting_or_argument_is_named(tmp_path, changes, arguments, complaint):
@@ -67,7 +75,8 @@ def test_a_bad_setting_or_argument_is_named(tmp_path, changes, arguments, compla
 
 
 def test_good_settings_pass(tmp_path):
-    configuration.check(settings(tmp_path), {"sections": "241,theory", "full": "1", "revisit": "0"})
+    configuration.check(settings(tmp_path, THEORY_CHANNEL_URL="http://127.0.0.1:9/theory/"), {"sections": "241,theory", "full": "1", "revisit": "0"})
+    configuration.check(settings(tmp_path, THEORY_WARC="0", THEORY_CAPTURE_IMAGES="false", THEORY_WARC_MAX_SIZE="1000000"), {})
     immediate = {"THEORY_REMOVAL_MIN_HOURS": "0", "THEORY_REVISIT_MIN_HOURS": "0", "THEORY_NOT_FOUND_PHRASES": "页面不存在,已删除"}
     configuration.check(settings(tmp_path, **immediate), {})
 

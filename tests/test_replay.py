@@ -98,3 +98,51 @@ def test_pywb_replays_an_article_from_the_crawls_wacz_with_the_served_bytes(serv
             wayback.wait()
 
     assert body == (shared_site / "www" / urlsplit(row["url"]).path.lstrip("/")).read_bytes()
+
+
+def test_pywb_replays_a_revisit_record_with_the_original_captures_bytes(serve_mirror, shared_site, tmp_path, pywb_bin):
+    server = serve_mirror(shared_site / "www")
+    data_dir = tmp_path / "data"
+    for run in range(2):  # the second run finds the home unchanged: an identical-payload-digest revisit
+        result = run_crawl(server.url, data_dir, "sections=241")
+        assert result.returncode == 0, result.stderr[-3000:]
+    packages = sorted((data_dir / "wacz").glob("*.wacz"))
+    assert len(packages) == 2
+
+    # The home's capture in the second run: a revisit record, its 14-digit timestamp from the CDXJ.
+    second_index = sorted((data_dir / "warc").glob("*.cdxj"))[-1]
+    entries = [json.loads(entry) | {"timestamp": stamp} for _, stamp, entry in
+               (line.split(" ", 2) for line in second_index.read_text().splitlines())]
+    (home,) = [entry for entry in entries if entry["url"] == server.url]
+    assert home["mime"] == "warc/revisit"
+
+    pywb_dir = tmp_path / "pywb"
+    pywb_dir.mkdir()
+    commands = [["wb-manager", "init", "coll"]] + [["wb-manager", "add", "--unpack-wacz", "coll", str(p)] for p in packages]
+    for command in commands:
+        done = subprocess.run([str(pywb_bin / command[0]), *command[1:]], cwd=pywb_dir, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    port = free_port()
+    wayback = subprocess.Popen(
+        [str(pywb_bin / "wayback"), "--bind", "127.0.0.1", "-p", str(port)],
+        cwd=pywb_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/", wayback)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/coll/{home['timestamp']}id_/{server.url}", timeout=10) as response:
+            assert response.status == 200
+            assert response.headers.get("Memento-Datetime")  # the revisit's own capture time
+            body = response.read()
+    finally:
+        wayback.terminate()
+        try:
+            wayback.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            wayback.kill()
+            wayback.wait()
+
+    assert body == (shared_site / "www" / "index.shtml").read_bytes()

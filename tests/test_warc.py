@@ -422,3 +422,117 @@ def test_pages_need_url_and_ts(tmp_path):
     write(writer, EXCHANGES[2])
     with pytest.raises(ValueError):
         package_wacz(writer.close(), [{"url": EXCHANGES[2]["url"]}], tmp_path / "x.wacz")
+
+
+def test_an_article_record_lists_its_pages_response_records(tmp_path, capsys):
+    """The metadata record that re-extraction (and other tools) rely on: its headers and JSON body."""
+    from crawler.capture import Capture
+
+    capture = Capture(tmp_path, 10**8, {"operator": "test"})
+    pages = [write(capture.writer, EXCHANGES[3]), write(capture.writer, EXCHANGES[0])]
+    article = {"article_id": "190101000000001", "url": EXCHANGES[3]["url"], "crawled_at": "2024-05-06T07:08:09Z",
+               "title": "劳动与理论", "warc": [vars(ref) for ref in pages]}
+    capture.article_written(article)
+    (path,) = capture.writer.close()
+    warcio_check(path, capsys)
+
+    headers, _, body, _ = records(path)[-1]
+    assert headers.get_header("WARC-Type") == "metadata"
+    assert headers.get_header("WARC-Target-URI") == article["url"]
+    assert headers.get_header("Content-Type") == "application/json"
+    assert headers.get_header("WARC-Concurrent-To") == pages[-1].record_id
+    assert json.loads(body) == {"article_id": "190101000000001", "url": article["url"], "pages": [ref.record_id for ref in pages]}
+
+
+def scrapy_exchange(url: str, status: int, body: bytes):
+    from scrapy.http import Request, Response
+
+    request = Request(url, headers={"User-Agent": "theory-crawler/test"})
+    return request, Response(url, status=status, headers={"Content-Type": "text/html"}, body=body, request=request)
+
+
+def test_unchanged_answers_are_revisit_records_that_refer_to_the_last_full_capture(tmp_path, capsys):
+    from crawler.capture import Capture
+
+    url = "http://theory.example/241/201901/01/190101000000001.shtml"
+    first_run = Capture(tmp_path, 10**8, {})
+    original = first_run.record(*scrapy_exchange(url, 200, GBK))
+    first_run.close("finished")
+
+    # The next run (a new Capture, the index of earlier captures read back from its file).
+    second_run = Capture(tmp_path, 10**8, {})
+    unchanged = second_run.record(*scrapy_exchange(url, 200, GBK))
+    not_modified = second_run.record(*scrapy_exchange(url, 304, b""))
+    changed = second_run.record(*scrapy_exchange(url, 200, GBK + b"<p>revised</p>"))
+    again = second_run.record(*scrapy_exchange(url, 200, GBK + b"<p>revised</p>"))
+    second_run.close("finished")
+
+    assert unchanged == original  # the item's evidence: the record holding the bytes served
+    assert changed != original and again == changed
+    (first_file,) = {original.file}
+    (path,) = sorted(set((tmp_path / "warc").glob("*.warc.gz")) - {tmp_path / "warc" / first_file})
+    warcio_check(path, capsys)
+    answers = [(headers, http) for headers, http, _, _ in records(path) if headers.get_header("WARC-Type") in ("response", "revisit")]
+    assert [headers.get_header("WARC-Type") for headers, _ in answers] == ["revisit", "revisit", "response", "revisit"]
+    identical, server_not_modified, full, identical_to_changed = (headers for headers, _ in answers)
+    assert identical.get_header("WARC-Profile") == "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
+    assert server_not_modified.get_header("WARC-Profile") == "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
+    assert answers[1][1].get_statuscode() == "304"
+    for revisit in (identical, server_not_modified):
+        assert revisit.get_header("WARC-Refers-To-Target-URI") == url
+        assert revisit.get_header("WARC-Refers-To") == original.record_id
+    original_headers = records(tmp_path / "warc" / first_file)[1][0]
+    assert identical.get_header("WARC-Refers-To-Date") == original_headers.get_header("WARC-Date")
+    assert identical.get_header("WARC-Payload-Digest") == original_headers.get_header("WARC-Payload-Digest")
+    assert identical_to_changed.get_header("WARC-Refers-To") == full.get_header("WARC-Record-ID")
+
+    # Both kinds are in the CDXJ, as replay tools look revisits up there.
+    index = [json.loads(line.split(" ", 2)[2]) for line in Path(f"{path}.cdxj").read_text().splitlines()]
+    assert sorted(entry.get("mime") for entry in index).count("warc/revisit") == 3
+
+
+def test_the_wacz_index_holds_the_answers_only_never_an_article_record(tmp_path):
+    """An article record has the article's URL: indexed, replay could serve its JSON for the page."""
+    from crawler.capture import Capture
+
+    capture = Capture(tmp_path, 10**8, {})
+    page = write(capture.writer, EXCHANGES[3])
+    capture.article_written({"article_id": "190101000000001", "url": EXCHANGES[3]["url"], "crawled_at": "2024-05-06T07:08:09Z",
+                             "title": "国标编码", "warc": [vars(page)]})
+    paths = capture.writer.close()
+    out = package_wacz(paths, [], tmp_path / "crawl.wacz")
+    assert wacz_validate(out).returncode == 0
+    with zipfile.ZipFile(out) as wacz:
+        index = [json.loads(line.split(" ", 2)[2]) for line in gzip.decompress(wacz.read("indexes/index.cdx.gz")).decode().splitlines()]
+    assert [entry["url"] for entry in index] == [EXCHANGES[3]["url"]]
+    assert index[0]["mime"] == "text/html" and int(index[0]["offset"]) == page.offset
+
+
+def test_the_cdxj_lines_made_while_writing_equal_cdxj_indexers_for_the_same_file(tmp_path, monkeypatch):
+    """The index is made as records are written (no second read): line for line what cdxj-indexer reads."""
+    import shutil
+
+    from crawler.capture import Capture
+
+    capture = Capture(tmp_path, 10**8, {})
+    for exchange in EXCHANGES:
+        write(capture.writer, exchange)
+    url = EXCHANGES[3]["url"]
+    page = capture.record(*scrapy_exchange(url, 200, GBK))
+    capture.record(*scrapy_exchange(url, 200, GBK))  # identical-payload-digest revisit
+    capture.record(*scrapy_exchange(url, 304, b""))  # server-not-modified revisit
+    capture.record(*scrapy_exchange("http://Theory.Example/%E6%97%A0%E6%A0%87?q=%E7%90%86&a=1", 200, b"x"))
+    capture.article_written({"article_id": "190101000000001", "url": url, "crawled_at": "2024-05-06T07:08:09Z",
+                             "title": "国标编码", "warc": [vars(page)]})
+    with monkeypatch.context() as patched:  # closing reads no WARC file again
+        import cdxj_indexer.main
+
+        patched.setattr(cdxj_indexer.main.CDXJIndexer, "process_all", lambda self: pytest.fail("the WARC file was read again"))
+        (path,) = capture.writer.close()
+    made = Path(f"{path}.cdxj").read_text()
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    copy = Path(shutil.copy(path, elsewhere))
+    assert made == write_cdxj(copy).read_text()
+    assert len(made.splitlines()) == len(EXCHANGES) + 4

@@ -8,25 +8,32 @@ The output is the crawl's ``articles.jsonl`` again, line for line but for ``craw
 
 from __future__ import annotations
 
+import io
+import json
 import sys
+import zlib
 from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import DropItem, UsageError
+from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.http import Headers, TextResponse
 from scrapy.responsetypes import responsetypes
+from scrapy.utils.gz import gunzip
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.extensions import EXIT_LOCKED, EXIT_OK, EXIT_OUTPUT_FAILED
+from crawler.extensions import EXIT_DAMAGED_CAPTURE, EXIT_LOCKED, EXIT_OK, EXIT_OUTPUT_FAILED
 from crawler.loaders import ArticlePage, load_article
 from crawler.middlewares import EncodingRepairMiddleware
 from crawler.pipelines import DedupePipeline, StoragePipeline, ValidationPipeline
 from crawler.readers import current, legacy
 from crawler.state import CrawlLocked, CrawlState
-from crawler.urls import ARTICLE_PATH, LEGACY, canonical_article_url, channel_of, layout_of
-from crawler.warc import SUFFIX
+from crawler.urls import ARTICLE_PATH, LEGACY, article_id, canonical_article_url, channel_of, host_of, layout_of
+from crawler.warc import SUFFIX, Damage, ScannedRecord, scan_records, warc_record
 
 
 class Stats(Counter):
@@ -42,27 +49,44 @@ class Stats(Counter):
         return self.get(key, default)
 
 
-def captured_responses(warc_dir: Path):
-    """(warcinfo fields, record, its {file, offset, length, record_id}) of every response, in capture order."""
-    for path in sorted(warc_dir.glob(f"*{SUFFIX}")):
-        with open(path, "rb") as stream:
-            records = ArchiveIterator(stream)
-            info: dict[str, str] = {}
-            for record in records:
-                if record.rec_type == "warcinfo":
-                    text = record.content_stream().read().decode("utf-8", "replace")
-                    info = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
-                    continue
-                if record.rec_type != "response":
-                    continue
-                body = record.content_stream().read()  # the payload, Content-Encoding undone
-                place = {
-                    "file": path.name,
-                    "offset": records.get_record_offset(),
-                    "length": records.get_record_length(),
-                    "record_id": record.rec_headers.get_header("WARC-Record-ID"),
-                }
-                yield info, record, body, place
+def _fast_response(member: bytes):
+    try:
+        record = warc_record(zlib.decompress(member, zlib.MAX_WBITS | 16))
+    except zlib.error:
+        return None
+    if record is None:
+        return None
+    warc_headers, block = record
+    head, separator, body = block.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status_line = lines[0].split(b" ", 2)
+    if not separator or len(status_line) < 2 or not status_line[0].startswith(b"HTTP/") or not status_line[1].isdigit():
+        return None
+    pairs = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon:
+            return None
+        pairs.append((name.strip(), value.strip()))
+    encoding = b""
+    for name, value in pairs:
+        lowered = name.lower()
+        if lowered == b"transfer-encoding":
+            return None
+        if lowered == b"content-encoding":
+            encoding = value.lower()
+    if encoding:
+        decode = _DECODERS.get(encoding)
+        if decode is None:
+            return None
+        try:
+            body = decode(body)
+        except (OSError, zlib.error, ValueError):
+            return None
+    url = warc_headers.get("warc-target-uri", "").strip("<>")
+    headers = Headers([(k, v) for k, v in pairs if k.lower() not in (b"content-encoding", b"content-length")])
+    cls = responsetypes.from_args(headers=headers, url=url, body=body)
+    return cls(url=url, status=int(status_line[1]), headers=headers, body=body)
 
 
 def as_response(record, body: bytes):
@@ -72,6 +96,95 @@ def as_response(record, body: bytes):
     cls = responsetypes.from_args(headers=headers, url=url, body=body)
     status = int(record.http_headers.get_statuscode())
     return cls(url=url, status=status, headers=headers, body=body)
+
+
+ARTICLE_RECORD_TYPE = "application/json"
+
+
+@dataclass
+class Scan:
+    """What the first pass over the WARC files found: where each response is, and the article records."""
+
+    responses: dict[str, ScannedRecord] = field(default_factory=dict)  # by WARC-Record-ID, block dropped
+    # In capture order: ("start", record, urls), ("article", its record's body, urls), ("page", record, urls),
+    # urls being the (base URL, channel URL) that the record's file was captured for.
+    events: list[tuple[str, Any, tuple[str, str]]] = field(default_factory=list)
+    claimed: set[str] = field(default_factory=set)  # article ids that an article record lists
+    # The files from the first one holding an article record on were written by a crawl that writes one for
+    # every article it writes: their pages are never grouped (a page without a record was not written, e.g. a
+    # refetch, a duplicate, a killed run's half article).
+    described: set[str] = field(default_factory=set)
+    damage: list[Damage] = field(default_factory=list)
+
+
+def warcinfo_fields(block: bytes) -> dict[str, str]:
+    text = block.decode("utf-8", "replace")
+    return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+
+
+def article_record(record: ScannedRecord) -> dict | None:
+    """The body of an article record (a metadata record listing an article's pages), or None if it is not one."""
+    if record.type != "metadata" or not record.headers.get("content-type", "").startswith(ARTICLE_RECORD_TYPE):
+        return None
+    try:
+        body = json.loads(record.block)
+    except ValueError:
+        return None
+    if not (isinstance(body, dict) and isinstance(body.get("article_id"), str) and isinstance(body.get("url"), str)
+            and isinstance(body.get("pages"), list) and body["pages"] and all(isinstance(p, str) for p in body["pages"])):
+        return None
+    return body
+
+
+def scan(warc_dir: Path, start_urls) -> Scan:
+    """First pass: index every response by record id, and keep, in capture order, what the second pass reads.
+
+    ``start_urls(info)`` gives the (base URL, channel URL) a file's warcinfo stands for, whose captures
+    name the sections.
+    """
+    capture = Scan()
+    for path in sorted(warc_dir.glob(f"*{SUFFIX}")):
+        if capture.claimed:
+            capture.described.add(path.name)
+        urls = start_urls({})
+        for record in scan_records(path, capture.damage.append):
+            if record.type == "warcinfo":
+                urls = start_urls(warcinfo_fields(record.block))
+            elif record.type == "metadata":
+                body = article_record(record)
+                if body is not None:
+                    capture.events.append(("article", body, urls))
+                    capture.described.add(path.name)
+                    capture.claimed.add(body["article_id"])
+            elif record.type == "response" and record.http_status() == 200:
+                url = record.url
+                record.block = b""  # read again by its place, only if it is needed
+                capture.responses[record.record_id] = record
+                if layout_of(url) is not None:
+                    capture.events.append(("page", record, urls))
+                elif url in urls:
+                    capture.events.append(("start", record, urls))
+    return capture
+
+
+_DECODERS = {b"gzip": gunzip, b"x-gzip": gunzip, b"deflate": lambda body: zlib.decompress(body, zlib.MAX_WBITS | 32)}
+
+
+def read_response(warc_dir: Path, place: ScannedRecord):
+    """The Scrapy response the crawl's callback saw, from the record at ``place``.
+
+    The common case (our own records: no Transfer-Encoding, gzip or no Content-Encoding) is parsed here
+    directly; warcio's general parser, which the rest goes to, costs more than the page's own reading.
+    """
+    with open(warc_dir / place.file, "rb") as fh:
+        fh.seek(place.offset)
+        member = fh.read(place.length)
+    fast = _fast_response(member)
+    if fast is not None:
+        return fast
+    for record in ArchiveIterator(io.BytesIO(member)):
+        return as_response(record, record.content_stream().read())  # the payload, Content-Encoding undone
+    raise ValueError(f"no record at {place.file}:{place.offset}")
 
 
 class Command(ScrapyCommand):
@@ -110,57 +223,142 @@ class Command(ScrapyCommand):
         ]
         pipelines[2].open_spider()
         try:
-            self.extract(warc_dir, stats, pipelines)
+            found = scan(warc_dir, start_urls_of(settings))
+            for damage in found.damage:
+                print(f"reextract: {warc_dir}/{damage}", file=sys.stderr)
+            Extraction(warc_dir, stats, pipelines, found).run()
         finally:
             for pipeline in (pipelines[0], pipelines[2]):
                 pipeline.close_spider()
             state.close()
         written, rejected = stats["theory/written"], stats["theory/rejected"]
+        incomplete = stats["theory/reextract/incomplete_article_records"]
         print(f"reextract: {stats['theory/article/pages']} article pages read, {written} articles written, "
-              f"{rejected} rejected, {stats['theory/duplicates/url'] + stats['theory/duplicates/content']} duplicates")
-        self.exitcode = EXIT_OUTPUT_FAILED if stats.get("theory/output_error") else EXIT_OK
+              f"{rejected} rejected, {stats['theory/duplicates/url'] + stats['theory/duplicates/content']} duplicates"
+              + (f", {incomplete} left out (pages not in the capture)" if incomplete else ""))
+        if stats.get("theory/output_error"):
+            self.exitcode = EXIT_OUTPUT_FAILED
+        elif found.damage or incomplete:
+            self.exitcode = EXIT_DAMAGED_CAPTURE
+        else:
+            self.exitcode = EXIT_OK
 
-    def extract(self, warc_dir: Path, stats: Stats, pipelines) -> None:
-        repair = EncodingRepairMiddleware(stats)
-        section_names: dict[str, str] = {}
-        open_articles: dict[str, list[ArticlePage]] = {}  # page-1 URL -> the pages read so far
-        for info, record, body, place in captured_responses(warc_dir):
-            response = as_response(record, body)
-            if response.status != 200 or not isinstance(response, TextResponse):
-                continue
-            response = repair.process_response(None, response)  # it reads the response alone
-            base_url, channel_url = info.get("theory_base_url", ""), info.get("theory_channel_url", "")
-            layout = layout_of(response.url)
-            if layout is None:
-                # The start pages name the sections, as they did for the crawl.
-                if base_url and response.url == base_url:
-                    section_names.update((s.id, s.name) for s in legacy.read_sections(response))
-                elif channel_url and response.url == channel_url:
-                    section_names[channel_of(channel_url)] = current.read_channel(response).name
-                continue
-            stats.inc_value("theory/article/pages")
-            if layout == LEGACY:
-                page = legacy.read_article_page(response)
-            else:
-                page = current.read_article_page(response, channel_path=urlsplit(channel_url).path or "/")
-            page.warc = place
-            first_url = canonical_article_url(response.url)
-            pages = open_articles.setdefault(first_url, [])
-            match = ARTICLE_PATH.match(urlsplit(response.url).path)
-            if not pages and match and match["page"] not in (None, "1"):
-                # A later page captured without its page 1: a revisit whose page 1 answered 304. The
-                # article's pages were fetched whole right after it, and are read from those records.
-                stats.inc_value("theory/reextract/lone_later_page")
-                continue
-            if not pages:
-                page.url = first_url
+
+def start_urls_of(settings):
+    """(base URL, channel URL) for a file with this warcinfo: its own, unless given with ``-s``, or the
+    settings' for a capture that does not name them (another tool's)."""
+    def given(name: str) -> bool:
+        return settings.getpriority(name) >= SETTINGS_PRIORITIES["cmdline"]
+
+    def start_urls(info: dict[str, str]) -> tuple[str, str]:
+        urls = []
+        for name in ("THEORY_BASE_URL", "THEORY_CHANNEL_URL"):
+            recorded = info.get(name.lower(), "")
+            urls.append(settings.get(name) if given(name) or recorded in ("", "None") else recorded)
+        return urls[0], urls[1]
+
+    return start_urls
+
+
+class Extraction:
+    """Second pass: the articles in capture order, each from exactly the page records that make it."""
+
+    def __init__(self, warc_dir: Path, stats: Stats, pipelines, found: Scan):
+        self.warc_dir = warc_dir
+        self.stats = stats
+        self.pipelines = pipelines
+        self.found = found
+        self.repair = EncodingRepairMiddleware(stats)
+        self.section_names: dict[str, str] = {}
+        # Captures without article records: page-1 URL -> (host of page 1, {page number: page}).
+        self.groups: dict[str, tuple[str, dict[int, ArticlePage]]] = {}
+
+    def run(self) -> None:
+        for kind, what, urls in self.found.events:
+            base_url, channel_url = urls
+            if kind == "start":
+                self.read_start_page(what, base_url, channel_url)
+            elif kind == "article":
+                self.assemble(what, channel_url)
+            elif what.file not in self.found.described and article_id(what.url) not in self.found.claimed:
+                self.group(what, channel_url)
+        self.stats.inc_value("theory/reextract/incomplete_groups", len(self.groups))
+
+    def response(self, place: ScannedRecord):
+        response = read_response(self.warc_dir, place)
+        if not isinstance(response, TextResponse):
+            return None
+        return self.repair.process_response(None, response)  # it reads the response alone
+
+    def read_start_page(self, place: ScannedRecord, base_url: str, channel_url: str) -> None:
+        """The start pages name the sections, as they did for the crawl."""
+        response = self.response(place)
+        if response is None:
+            return
+        if response.url == base_url:
+            self.section_names.update((s.id, s.name) for s in legacy.read_sections(response))
+        elif response.url == channel_url:
+            self.section_names[channel_of(channel_url)] = current.read_channel(response).name
+
+    def read_page(self, place: ScannedRecord, channel_url: str) -> ArticlePage | None:
+        response = self.response(place)
+        if response is None:
+            return None
+        self.stats.inc_value("theory/article/pages")
+        if layout_of(response.url) == LEGACY:
+            page = legacy.read_article_page(response)
+        else:
+            page = current.read_article_page(response, channel_path=urlsplit(channel_url).path or "/")
+        page.warc = {"file": place.file, "offset": place.offset, "length": place.length, "record_id": place.record_id}
+        return page
+
+    def assemble(self, listed: dict, channel_url: str) -> None:
+        """An article exactly as the crawl wrote it: the pages its article record lists, in that order."""
+        pages = []
+        for record_id in listed["pages"]:
+            place = self.found.responses.get(record_id)
+            page = self.read_page(place, channel_url) if place is not None else None
+            if page is None:  # never an article from part of its pages
+                self.stats.inc_value("theory/reextract/incomplete_article_records")
+                return
             pages.append(page)
-            if len(pages) < pages[0].total_pages:
-                continue
-            del open_articles[first_url]
-            item = load_article(pages, section_name_fallback=section_names.get(pages[0].section_id))
-            try:
-                for pipeline in pipelines:
-                    item = pipeline.process_item(item)
-            except DropItem:
-                pass
+        pages[0].url = listed["url"]
+        self.write(pages)
+
+    def group(self, place: ScannedRecord, channel_url: str) -> None:
+        """A capture without article records (another tool's, an older one): page 1, then its later pages from
+        the same host captured after it and before the next capture of page 1."""
+        first_url = canonical_article_url(place.url)
+        match = ARTICLE_PATH.match(urlsplit(place.url).path)
+        number = int(match["page"]) if match and match["page"] else 1
+        if number == 1:
+            if self.groups.pop(first_url, None) is not None:
+                self.stats.inc_value("theory/reextract/incomplete_groups")
+            pages: dict[int, ArticlePage] = {}
+            host = host_of(place.url)
+        else:
+            if first_url not in self.groups or self.groups[first_url][0] != host_of(place.url):
+                # A later page captured without its page 1 (a revisit whose page 1 answered 304).
+                self.stats.inc_value("theory/reextract/lone_later_page")
+                return
+            host, pages = self.groups[first_url]
+        page = self.read_page(place, channel_url)
+        if page is None:
+            return
+        pages[number] = page
+        self.groups[first_url] = (host, pages)
+        total = pages[1].total_pages if 1 in pages else 0
+        if not all(n in pages for n in range(1, total + 1)):
+            return
+        del self.groups[first_url]
+        ordered = [pages[n] for n in range(1, total + 1)]
+        ordered[0].url = first_url
+        self.write(ordered)
+
+    def write(self, pages: list[ArticlePage]) -> None:
+        item = load_article(pages, section_name_fallback=self.section_names.get(pages[0].section_id))
+        try:
+            for pipeline in self.pipelines:
+                item = pipeline.process_item(item)
+        except DropItem:
+            pass

@@ -1,0 +1,120 @@
+"""`scrapy reextract`: the crawl's articles again from the capture alone, whatever else the capture holds
+(refetches, a killed run's half articles, damage), and from captures made by other tools."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from warcio.capture_http import capture_http
+
+from conftest import PROJECT_ROOT, load_expected, read_jsonl, run_crawl
+from crawl_helpers import ARTICLES
+
+MIRROR_ONLY = {"THEORY_CHANNEL_URL": ""}
+
+
+def reextract(warc_dir: Path, out: Path, *settings: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "scrapy", "reextract", str(warc_dir), "-s", f"THEORY_DATA_DIR={out}"]
+    for setting in settings:
+        command += ["-s", setting]
+    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+
+
+def without(rows: list[dict], *fields: str) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in fields} for row in rows]
+
+
+def test_pages_fetched_again_in_a_later_run_are_not_glued_to_the_earlier_fetch(serve_mirror, shared_site, tmp_path):
+    # Page 2 of a multi-page article fails through all retries in the first run (its page 1 is captured), so
+    # the article is fetched whole again in the second run: the capture holds page 1 twice.
+    multi_page = next(row for row in load_expected(shared_site) if row["page_count"] >= 2 and row["duplicate_of"] is None)
+    fail_file = tmp_path / "fail-first.txt"
+    fail_file.write_text(multi_page["url"][: -len(".shtml")] + "_2.shtml 3\n")
+    server = serve_mirror(shared_site / "www", "--fail-first", str(fail_file))
+    data_dir = tmp_path / "data"
+    first = run_crawl(server.url, data_dir, RETRY_TIMES="2", **MIRROR_ONLY)
+    assert multi_page["article_id"] not in {row["article_id"] for row in read_jsonl(data_dir / ARTICLES)}, first.stderr[-2000:]
+    second = run_crawl(server.url, data_dir, **MIRROR_ONLY)
+    assert second.returncode == 0, second.stderr[-3000:]
+    rows = read_jsonl(data_dir / ARTICLES)
+    assert multi_page["article_id"] in {row["article_id"] for row in rows}
+
+    again = reextract(data_dir / "warc", tmp_path / "out")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert without(read_jsonl(tmp_path / "out" / ARTICLES), "crawled_at") == without(rows, "crawled_at")
+
+
+def test_a_capture_made_by_another_tool_reextracts(serve_mirror, shared_current_site, tmp_path):
+    """warcio's capture_http, as a user would capture a few pages: no warcinfo of ours, no article records."""
+    server = serve_mirror(shared_current_site / "www")
+    channel_url = server.url + "theory/"
+    crawled_dir = tmp_path / "crawled"
+    crawl = run_crawl("", crawled_dir, THEORY_CHANNEL_URL=channel_url)
+    crawled = {row["article_id"]: row for row in read_jsonl(crawled_dir / ARTICLES)}
+    assert crawled, crawl.stderr[-3000:]
+    chosen = sorted(crawled.values(), key=lambda row: (-row["page_count"], row["article_id"]))[:5]
+
+    warc_dir = tmp_path / "other-tool"
+    warc_dir.mkdir()
+    with capture_http(str(warc_dir / "capture.warc.gz")):
+        for url in [channel_url] + [row["url"] for row in chosen]:
+            with urllib.request.urlopen(url, timeout=30) as answer:
+                answer.read()
+
+    again = reextract(warc_dir, tmp_path / "out", f"THEORY_CHANNEL_URL={channel_url}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    rows = read_jsonl(tmp_path / "out" / ARTICLES)
+    assert without(rows, "crawled_at", "warc") == without(chosen, "crawled_at", "warc")
+
+
+def crawled_legacy_mirror(serve_mirror, shared_site, tmp_path) -> tuple[Path, list[dict]]:
+    server = serve_mirror(shared_site / "www")
+    data_dir = tmp_path / "data"
+    crawl = run_crawl(server.url, data_dir, **MIRROR_ONLY)
+    assert crawl.returncode == 0, crawl.stderr[-3000:]
+    (warc_file,) = sorted((data_dir / "warc").glob("*.warc.gz"))
+    return warc_file, read_jsonl(data_dir / ARTICLES)
+
+
+def assert_one_damage_line(result: subprocess.CompletedProcess, warc_file: Path, offset_from: int, offset_to: int) -> None:
+    assert result.returncode == 8, result.stdout + result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"reextract: {warc_file}: damaged"), line
+    offset = int(line.split(" at byte ", 1)[1].split(";")[0])
+    assert offset_from <= offset <= offset_to, line
+
+
+def test_a_truncated_warc_gives_one_line_a_non_zero_exit_and_only_whole_articles(serve_mirror, shared_site, tmp_path):
+    warc_file, rows = crawled_legacy_mirror(serve_mirror, shared_site, tmp_path)
+    size = warc_file.stat().st_size
+    with open(warc_file, "r+b") as cut:
+        cut.truncate(size // 2)
+
+    result = reextract(warc_file.parent, tmp_path / "out")
+    assert_one_damage_line(result, warc_file, 0, size // 2)
+    again = read_jsonl(tmp_path / "out" / ARTICLES)
+    assert 0 < len(again) < len(rows)
+    by_id = {row["article_id"]: row for row in without(rows, "crawled_at")}
+    for row in without(again, "crawled_at"):  # every page of each, none from another article's fetch
+        assert row == by_id[row["article_id"]]
+
+
+def test_garbage_in_the_middle_is_skipped_and_reading_resumes_after_it(serve_mirror, shared_site, tmp_path):
+    warc_file, rows = crawled_legacy_mirror(serve_mirror, shared_site, tmp_path)
+    data = warc_file.read_bytes()
+    middle = len(data) // 2
+    garbage = bytes((i * 7 + 3) % 256 for i in range(4096))
+    warc_file.write_bytes(data[:middle] + garbage + data[middle:])
+
+    result = reextract(warc_file.parent, tmp_path / "out")
+    assert_one_damage_line(result, warc_file, 0, middle)
+    assert "resumed at byte" in result.stderr
+    again = read_jsonl(tmp_path / "out" / ARTICLES)
+    assert len(again) >= 0.9 * len(rows)
+    by_id = {row["article_id"]: row for row in without(rows, "crawled_at", "warc")}
+    for row in without(again, "crawled_at", "warc"):
+        assert row == by_id[row["article_id"]]
