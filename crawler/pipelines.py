@@ -318,6 +318,8 @@ class StoragePipeline(_StatePipeline):
         # Revisits that found a new version, held until the run knows what share of its whole revisits
         # they are (see close_spider); a held one a crash loses is simply found again by the next run.
         self.held_revisions: list[RevisitResult] = []
+        # Off for `scrapy reextract -a correct=1`: a parser fix rightly corrects most articles at once.
+        self.revision_alarm = True
         # Revisits that found the article there: unchanged (304) or read whole, every page an article page.
         self.present_revisits = 0
         self.unsynced = 0
@@ -623,7 +625,15 @@ class StoragePipeline(_StatePipeline):
         base = {"article_id": result.article_id, "url": result.url}
         events: list[dict] = []
         updates: dict[str, Any] = {"checked_at": now}
-        if result.verdict == PRESENT:
+        if result.via:  # the capture read again: corrections only (see RevisitResult.via)
+            item = dict(ItemAdapter(result.item))
+            if changed := corrections(known["fields"], correctable_fields(item)):
+                events.append({
+                    "event": "corrected", **base, "fields": changed, "detected_at": now,
+                    "evidence": {"status": None, "warc": item.get("warc") or [], "parser_version": item.get("parser_version"), "source": result.via},
+                })
+            updates = {}
+        elif result.verdict == PRESENT:
             if known["removed"]:
                 events.append({"event": "restored", **base, "detected_at": now, "status": result.status})
             item = dict(ItemAdapter(result.item)) if result.item is not None else None
@@ -673,7 +683,8 @@ class StoragePipeline(_StatePipeline):
                 self.state.apply_event(event)
                 stats.inc_value(f"theory/revisit/{event['event']}")
                 logger.info("%s: %s%s", result.url, event["event"], f" (version {event['version']})" if "version" in event else "")
-            self.state.update_revision(result.article_id, **updates)
+            if updates:
+                self.state.update_revision(result.article_id, **updates)
             for key, (etag, last_modified) in result.validators.items():
                 self.state.set_validators(key, etag, last_modified)
         except sqlite3.Error as error:
@@ -699,7 +710,7 @@ class StoragePipeline(_StatePipeline):
         new version of it, none is written and the run raises the layout alarm; their pages are read again
         next run. (Only changed pages come back whole, so the share is of all that were found, 304s too.)"""
         held, present = len(self.held_revisions), self.present_revisits
-        if held >= MIN_REVISIONS_ALARM and held * 2 > present:
+        if self.revision_alarm and held >= MIN_REVISIONS_ALARM and held * 2 > present:
             logger.error(
                 "layout changed? %d of the %d revisits that found their article found a new version;"
                 " none is recorded, they are read again next run", held, present,

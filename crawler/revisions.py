@@ -144,6 +144,9 @@ class RevisitResult:
     validators: dict[str, list[str | None]] = field(default_factory=dict)
     phrase: str | None = None  # a not-found phrase seen on the page, as evidence
     archived_copy: str | None = None  # live,archive: the replay URL of the latest archived capture of a removed article
+    # "reextract": no revisit of the site, but the data dir's own capture read again with today's readers
+    # (`scrapy reextract -a correct=1`): it may correct fields, and says nothing of the site now.
+    via: str | None = None
 
 
 def page_key(url: str) -> str:

@@ -231,6 +231,10 @@ class CrawlState:
         )
         return None
 
+    def is_written(self, article_id: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM articles WHERE article_id = ? AND status = 'written'", (article_id,)).fetchone()
+        return row is not None
+
     def mark_other_channel(self, articles: Iterable[tuple[str, str]]) -> None:
         """(article_id, channel name) of owed articles whose page names another channel: not owed any more."""
         self.db.executemany(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import urllib.request
@@ -16,10 +17,12 @@ from crawl_helpers import ARTICLES
 MIRROR_ONLY = {"THEORY_CHANNEL_URL": ""}
 
 
-def reextract(warc_dir: Path, out: Path, *settings: str) -> subprocess.CompletedProcess:
+def reextract(warc_dir: Path, out: Path, *settings: str, arguments: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "scrapy", "reextract", str(warc_dir), "-s", f"THEORY_DATA_DIR={out}"]
     for setting in settings:
         command += ["-s", setting]
+    for argument in arguments:
+        command += ["-a", argument]
     return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
 
 
@@ -118,3 +121,36 @@ def test_garbage_in_the_middle_is_skipped_and_reading_resumes_after_it(serve_mir
     by_id = {row["article_id"]: row for row in without(rows, "crawled_at", "warc")}
     for row in without(again, "crawled_at", "warc"):
         assert row == by_id[row["article_id"]]
+
+
+def test_correct_appends_a_corrected_event_per_article_an_older_parser_read_otherwise(serve_mirror, shared_site, tmp_path):
+    """Lines written by an older parser (here: the state's record of them made wrong by hand, as a parser
+    that kept 文 as an author would have written them): the data dir's own capture read with today's
+    readers corrects each of them once, and a second run finds nothing more."""
+    import sqlite3
+
+    server = serve_mirror(shared_site / "www")
+    data_dir = tmp_path / "data"
+    assert run_crawl(server.url, data_dir, "sections=241").returncode == 0
+    rows = [row for row in read_jsonl(data_dir / ARTICLES) if row["authors"]][:4]
+    db = sqlite3.connect(data_dir / "state.sqlite3")
+    with db:
+        for row in rows:
+            (fields,) = db.execute("SELECT fields FROM revisions WHERE article_id = ?", (row["article_id"],)).fetchone()
+            old = json.loads(fields) | {"authors": ["文", *row["authors"]]}
+            db.execute("UPDATE revisions SET fields = ? WHERE article_id = ?", (json.dumps(old, ensure_ascii=False), row["article_id"]))
+    db.close()
+
+    first = reextract(data_dir / "warc", data_dir, arguments=("correct=1",))
+    assert first.returncode == 0, first.stderr[-3000:]
+    events = read_jsonl(data_dir / "changes.jsonl")
+    assert sorted(event["article_id"] for event in events) == sorted(row["article_id"] for row in rows)
+    for event in events:
+        row = next(row for row in rows if row["article_id"] == event["article_id"])
+        assert event["event"] == "corrected" and event["evidence"]["source"] == "reextract"
+        assert event["fields"] == {"authors": {"old": ["文", *row["authors"]], "new": row["authors"]}}
+    assert f"{len(rows)} corrected events" in first.stdout
+
+    again = reextract(data_dir / "warc", data_dir, arguments=("correct=1",))
+    assert again.returncode == 0 and len(read_jsonl(data_dir / "changes.jsonl")) == len(rows)
+    assert "0 corrected events" in again.stdout

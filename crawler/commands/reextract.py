@@ -30,6 +30,7 @@ from crawler.extensions import EXIT_DAMAGED_CAPTURE, EXIT_LOCKED, EXIT_OK, EXIT_
 from crawler.loaders import ArticlePage, load_article
 from crawler.middlewares import EncodingRepairMiddleware
 from crawler.pipelines import DedupePipeline, StoragePipeline, ValidationPipeline
+from crawler.revisions import PRESENT, RevisitResult
 from crawler.readers import current, legacy
 from crawler.state import CrawlLocked, CrawlState
 from crawler.urls import ARTICLE_PATH, LEGACY, article_id, canonical_article_url, channel_of, host_of, layout_of
@@ -196,8 +197,21 @@ class Command(ScrapyCommand):
     def short_desc(self) -> str:
         return "Extract the articles again from captured WARC files, offline, with the current parsers"
 
+    def add_options(self, parser) -> None:
+        super().add_options(parser)
+        parser.add_argument(
+            "-a", dest="arguments", action="append", default=[], metavar="NAME=VALUE",
+            help="correct=1: THEORY_DATA_DIR is the data dir the capture belongs to; append a corrected event to its"
+            " changes.jsonl for each article whose title and body read the same but other fields differ",
+        )
+
     def process_options(self, args, opts) -> None:
         super().process_options(args, opts)
+        arguments = dict(argument.partition("=")[::2] for argument in opts.arguments)
+        unknown = sorted(set(arguments) - {"correct"})
+        if unknown or arguments.get("correct", "0") not in ("0", "1"):
+            raise UsageError(f"unknown argument {', '.join(unknown) or 'correct=' + arguments['correct']} (the one argument is correct=0 or 1)", print_help=False)
+        self.correct = arguments.get("correct") == "1"
         # Its own summary line is the output; --loglevel and -s LOG_LEVEL still win.
         self.settings.set("LOG_LEVEL", "WARNING", priority="project")
 
@@ -216,12 +230,14 @@ class Command(ScrapyCommand):
             self.exitcode = EXIT_LOCKED
             return
         stats = Stats()
+        storage = StoragePipeline(state, stats, data_dir, settings.getint("THEORY_SYNC_ITEMS"), settings.getfloat("THEORY_SYNC_SECONDS"))
         pipelines = [
             ValidationPipeline(state, stats, data_dir, settings.getint("THEORY_MAX_ATTEMPTS")),
-            DedupePipeline(state, stats, data_dir),
-            StoragePipeline(state, stats, data_dir, settings.getint("THEORY_SYNC_ITEMS"), settings.getfloat("THEORY_SYNC_SECONDS")),
+            CorrectionsOnly(state, stats) if self.correct else DedupePipeline(state, stats, data_dir),
+            storage,
         ]
-        pipelines[2].open_spider()
+        storage.revision_alarm = not self.correct
+        storage.open_spider()
         try:
             found = scan(warc_dir, start_urls_of(settings))
             for damage in found.damage:
@@ -231,6 +247,9 @@ class Command(ScrapyCommand):
             for pipeline in (pipelines[0], pipelines[2]):
                 pipeline.close_spider()
             state.close()
+        if self.correct:
+            print(f"reextract: {stats['theory/revisit/revisited']} written articles read again, {stats['theory/revisit/corrected']}"
+                  f" corrected events, {stats['theory/reextract/content_differs']} read with another title or body (no event)")
         written, rejected = stats["theory/written"], stats["theory/rejected"]
         incomplete = stats["theory/reextract/incomplete_article_records"]
         print(f"reextract: {stats['theory/article/pages']} article pages read, {written} articles written, "
@@ -362,3 +381,24 @@ class Extraction:
                 item = pipeline.process_item(item)
         except DropItem:
             pass
+
+
+class CorrectionsOnly:
+    """In place of dedupe for `reextract -a correct=1`: each article the data dir holds, read again from its
+    own capture, goes to storage as a revisit of the capture (``RevisitResult.via``), which appends a
+    corrected event where fields differ. Nothing new is written: an article the dir does not hold, or one
+    whose title or body read differently now (a parser's new reading of the same bytes is no revision by
+    the site), makes no event."""
+
+    def __init__(self, state, stats):
+        self.state = state
+        self.stats = stats
+
+    def process_item(self, item):
+        known = self.state.revision(item.article_id)
+        if not self.state.is_written(item.article_id):
+            raise DropItem(f"{item.url} is not an article of this data dir", log_level="DEBUG")
+        if item.content_hash != known["content_hash"]:
+            self.stats.inc_value("theory/reextract/content_differs")
+            raise DropItem(f"{item.url} reads with another title or body than its recorded version", log_level="DEBUG")
+        return RevisitResult(item.article_id, item.url, PRESENT, status=None, item=item, via="reextract")
