@@ -22,6 +22,8 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from crawler.warc import fsync_dir
+
 logger = logging.getLogger(__name__)
 
 JSONL_FILES = ("articles.jsonl", "changes.jsonl", "duplicates.jsonl")
@@ -143,14 +145,6 @@ def line_key(name: str, line: bytes) -> str:
     return "sha256:" + hashlib.sha256(line).hexdigest()
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Ledger:
     """``<data dir>/delivered.json``: the runs delivered, with their bags, and the key of every line a bag
     holds (so that a rewritten file never has a line delivered twice)."""
@@ -186,7 +180,7 @@ class Ledger:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, self.path)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
 
 
 # -- bags ----------------------------------------------------------------------------------------
@@ -251,7 +245,7 @@ def _fsync_tree(root: Path) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        _fsync_dir(Path(directory))
+        fsync_dir(Path(directory))
 
 
 def build_bag(dest: Path, name: str, payload: dict[str, bytes | Path], info: dict) -> Path:
@@ -275,7 +269,7 @@ def build_bag(dest: Path, name: str, payload: dict[str, bytes | Path], info: dic
         bagit.make_bag(str(partial), info, checksums=["sha256", "sha512"])
         _fsync_tree(partial)
         os.rename(partial, final)
-        _fsync_dir(dest)
+        fsync_dir(dest)
     except BaseException as error:
         shutil.rmtree(partial, ignore_errors=True)
         if isinstance(error, OSError):

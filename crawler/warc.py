@@ -105,7 +105,7 @@ def _check_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return list(headers)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -361,7 +361,7 @@ class WarcWriter:
             return
         os.fsync(self._fh.fileno())
         if not self._dir_synced:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
             self._dir_synced = True
 
     def close(self, index: bool = True) -> list[Path]:
