@@ -249,7 +249,8 @@ def test_a_removed_event_names_the_latest_archived_copy_in_live_archive_mode(sha
             (CAPTURED, base + gone["url"]), (YEARS_LATER, base + gone["url"]), (CAPTURED, base + kept["url"]),
         ]
         with FakeArchive(shared_site / "www", captures) as archive:
-            settings = {**archive.settings(), "THEORY_LEGACY_SOURCE": "live,archive"}
+            # Revisits in every run, and a removal confirmed by runs minutes apart.
+            settings = {**archive.settings(), "THEORY_LEGACY_SOURCE": "live,archive", "THEORY_REVISIT_MIN_HOURS": "0", "THEORY_REMOVAL_MIN_HOURS": "0"}
             first = run_crawl(live.url, data_dir, "sections=241", **settings)
             assert first.returncode == 0, first.stderr[-3000:]
             assert archive.requests["cdx"] == 0  # the live host had everything

@@ -43,9 +43,11 @@ def assert_every_field_exact(rows: list[dict], expected: list[dict]) -> None:
 class Archive:
     """pywb's `wayback` serving one collection, on a free port of 127.0.0.1."""
 
-    def __init__(self, pywb_bin: Path, root: Path, warcs: list[Path]):
+    def __init__(self, pywb_bin: Path, root: Path, packages: list[Path]):
         root.mkdir()
-        for command in (["wb-manager", "init", "coll"], ["wb-manager", "add", "coll", *map(str, warcs)]):
+        # The crawl's WACZ, with its own index (the answers only, never a metadata record of an article).
+        adds = [["wb-manager", "add", "--unpack-wacz", "coll", str(package)] for package in packages]
+        for command in (["wb-manager", "init", "coll"], *adds):
             done = subprocess.run([str(pywb_bin / command[0]), *command[1:]], cwd=root, capture_output=True, text=True, timeout=120)
             assert done.returncode == 0, done.stdout + done.stderr
         port = free_port()
@@ -106,7 +108,7 @@ def archived_legacy_host(tmp_path_factory):
     finally:
         mirror.stop()  # the legacy host is gone from here on
     assert captured.returncode == 0, captured.stderr[-3000:]
-    archive = Archive(PYWB_BIN, tmp / "pywb", sorted((tmp / "capture" / "warc").glob("*.warc.gz")))
+    archive = Archive(PYWB_BIN, tmp / "pywb", sorted((tmp / "capture" / "wacz").glob("*.wacz")))
     yield mirror.url, archive
     archive.stop()
 
@@ -121,7 +123,8 @@ def assert_replays_name_their_capture(data_dir: Path, rows: list[dict], replay_u
                 headers = record.rec_headers
                 if record.rec_type == "response":
                     responses[headers.get_header("WARC-Record-ID")] = headers.get_header("WARC-Target-URI")
-                elif record.rec_type == "metadata":
+                elif record.rec_type == "metadata" and headers.get_header("Content-Type") == "application/warc-fields":
+                    # (the others are the crawl's article records, application/json)
                     fields = dict(
                         line.split(": ", 1) for line in record.content_stream().read().decode("utf-8").splitlines() if line
                     )

@@ -203,7 +203,8 @@ class ArchiveSource:
         stats.inc_value("theory/article/pages")
         stats.inc_value("theory/archive/replays")
         url, capture = response.meta["article_url"], response.meta["archive_capture"]
-        if not isinstance(response, TextResponse):
+        # A replay may resolve to a record that is no page (a metadata record's JSON, when an archive indexed it).
+        if not isinstance(response, TextResponse) or response.selector.type not in ("html", "xml"):
             self.logger.error("archive: capture %s is not HTML (%s)", response.url, response.headers.get("Content-Type"))
             stats.inc_value("theory/article/not_html")
             self.state.record_failure(article_id(url), url, "archive_not_html", self.max_attempts)
