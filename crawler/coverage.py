@@ -390,6 +390,9 @@ def write_page(data_dir: Path, coverage: Coverage | None = None) -> Path:
     coverage = coverage or gather(data_dir)
     path = data_dir / "coverage.html"
     temporary = data_dir / ".coverage.html.tmp"
-    temporary.write_text(render(coverage, data_dir), encoding="utf-8")
-    temporary.replace(path)
+    try:
+        temporary.write_text(render(coverage, data_dir), encoding="utf-8")
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)  # a full disk leaves no half page behind
     return path
