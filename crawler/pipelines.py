@@ -367,11 +367,7 @@ class StoragePipeline(_StatePipeline):
         line there that is not whole JSON (a torn write): the articles of what is cut are still owed. A file
         shorter than the synced size was truncated or replaced: what it lacks is owed again.
         """
-        synced = self.state.synced_size(ARTICLES_FILE)
-        size = path.stat().st_size if path.exists() else 0
-        if size < synced:
-            logger.error("%s is shorter than recorded (%d < %d bytes): it was truncated or replaced", path, size, synced)
-            synced = 0
+        synced, size = self.synced_and_size(ARTICLES_FILE, path)
         written: set[str] = set()
         if size > synced:
             try:
@@ -385,6 +381,16 @@ class StoragePipeline(_StatePipeline):
             if missing:
                 logger.error("%s lacks %d articles recorded as written; they are owed again", path, missing)
                 self.stats.set_value("theory/recovery/missing_articles", missing)
+
+    def synced_and_size(self, name: str, path: Path) -> tuple[int, int]:
+        """The size of ``path`` the state last counted as synced, and its size now; a file shorter than that
+        was truncated or replaced, and is read again from its start (synced 0)."""
+        synced = self.state.synced_size(name)
+        size = path.stat().st_size if path.exists() else 0
+        if size < synced:
+            logger.error("%s is shorter than recorded (%d < %d bytes): it was truncated or replaced; it is read again from its start", path, size, synced)
+            synced = 0
+        return synced, size
 
     def read_tail(self, path: Path, tail, start: int):
         """The JSON values of the lines of ``tail`` from ``start`` on; cuts it at the first torn line."""
@@ -434,11 +440,7 @@ class StoragePipeline(_StatePipeline):
         """Replay on the state the events a crash left after the last sync of changes.jsonl (the state
         change each records was not committed), and cut a torn tail: so an event is neither lost (its
         state says it happened) nor repeated (the state knows it did)."""
-        synced = self.state.synced_size(CHANGES_FILE)
-        size = path.stat().st_size if path.exists() else 0
-        if size < synced:
-            logger.error("%s is shorter than recorded (%d < %d bytes): it was truncated or replaced; replaying it all", path, size, synced)
-            synced = 0
+        synced, size = self.synced_and_size(CHANGES_FILE, path)
         if size <= synced:
             return
         replayed = 0
@@ -460,11 +462,7 @@ class StoragePipeline(_StatePipeline):
         state (so never written twice), a torn tail is cut, and when the whole file was read (a file shorter
         than synced, or a data dir of a release that kept no duplicates.jsonl) the duplicates the state knows
         and the file lacks are owed again: fetched, found to be duplicates again, and recorded."""
-        synced = self.state.synced_size(DUPLICATES_FILE)
-        size = path.stat().st_size if path.exists() else 0
-        if size < synced:
-            logger.error("%s is shorter than recorded (%d < %d bytes): it was truncated or replaced", path, size, synced)
-            synced = 0
+        synced, size = self.synced_and_size(DUPLICATES_FILE, path)
         present: set[str] = set()
         if size > synced:
             try:
