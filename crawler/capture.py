@@ -200,23 +200,40 @@ class Capture:
     def sync(self) -> None:
         self.writer.sync()
 
-    def article_written(self, record: dict) -> None:
+    def article_written(self, record: dict, revision: bool = False) -> None:
         """An article (or a revised version of one) is about to be written: say which captures it is made of.
 
         A ``metadata`` record, concurrent to the article's last page's response, lists the record ids
         of its pages in order (``ARTICLE_RECORD`` format), so re-extraction assembles exactly these
         captures, whatever else was fetched (a refetch, a killed run's half article). It is written
-        before the line: the line is never durable without it (the WARC is synced first).
+        before the line: the line is never durable without it (the WARC is synced first). A revision's
+        says so: re-extraction makes it from the revisit record, not as an article of its own.
         """
         pages = [place["record_id"] for place in record.get("warc") or []]
         if pages:
             self.writer.write_metadata(
                 url=record["url"],
                 concurrent_to=pages[-1],
-                body={"article_id": record["article_id"], "url": record["url"], "pages": pages},
+                body={"article_id": record["article_id"], "url": record["url"], "pages": pages, **({"revision": True} if revision else {})},
                 date=datetime.now(timezone.utc),
             )
         self.pages.append({"url": record["url"], "ts": record["crawled_at"], "title": record["title"]})
+
+    def revisit_judged(self, result, checked_at: str) -> None:
+        """A revisit's answers are about to be judged into events: a ``metadata`` record, concurrent to its
+        last answer, lists their record ids in order, the page count it asked for while pages answered
+        304, and the time it was judged at (the removal rule counts hours), so that re-extraction judges
+        the same answers again (``REVISIT_RECORD`` format in crawler/commands/reextract.py)."""
+        self.writer.write_metadata(
+            url=result.url,
+            concurrent_to=result.answers[-1],
+            body={
+                "revisit": result.article_id, "url": result.url, "page_count": result.page_count,
+                "answers": result.answers, "checked_at": checked_at,
+                **({"archived_copy": result.archived_copy} if result.archived_copy else {}),
+            },
+            date=datetime.now(timezone.utc),
+        )
 
     @property
     def closed(self) -> bool:

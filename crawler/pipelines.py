@@ -585,11 +585,21 @@ class StoragePipeline(_StatePipeline):
             f"duplicate {duplicate.url}: same title and body as article {duplicate.kept_article_id}", log_level="INFO"
         )
 
-    def capture_article(self, record: dict) -> None:
+    def capture_article(self, record: dict, revision: bool = False) -> None:
         """Record in the capture which pages make this article, before its line is written."""
         if self.capture:
             try:
-                self.capture.article_written(record)
+                self.capture.article_written(record, revision)
+            except OSError as error:
+                raise OutputError(self.capture.warc_dir, error) from None
+
+    def capture_revisit(self, result: RevisitResult, now: str) -> None:
+        """Record in the capture which answers this revisit read and when it was judged, before its events:
+        re-extraction judges them again into the same events (a revisit without answers, a download
+        error, makes none and has nothing to read again)."""
+        if self.capture and result.answers and not result.via:
+            try:
+                self.capture.revisit_judged(result, now)
             except OSError as error:
                 raise OutputError(self.capture.warc_dir, error) from None
 
@@ -617,7 +627,7 @@ class StoragePipeline(_StatePipeline):
         """The events one revisit makes, appended before the state change they record (both become
         durable at the next sync; a crash in between is replayed from the file by ``recover_changes``)."""
         stats = self.stats
-        now = utc_now_iso()
+        now = result.checked_at or utc_now_iso()
         known = self.state.revision(result.article_id)
         # result.url is the article's URL as articles.jsonl has it, whichever host the revisit went to.
         base = {"article_id": result.article_id, "url": result.url}
@@ -672,9 +682,10 @@ class StoragePipeline(_StatePipeline):
             updates.update(failing_runs=failing_runs, failing_since=failing_since)
         else:
             stats.inc_value(f"theory/revisit/unknown/{result.reason or result.status}")
+        self.capture_revisit(result, now)
         for event in events:
             if event["event"] in ("revised", "corrected") and result.item is not None:
-                self.capture_article(dict(ItemAdapter(result.item)))  # the pages the new version or values came from
+                self.capture_article(dict(ItemAdapter(result.item)), revision=True)  # the pages the new version or values came from
             self.changes.append(event)
         try:
             for event in events:
@@ -719,6 +730,12 @@ class StoragePipeline(_StatePipeline):
             return
         while self.held_revisions:
             self.record_revisit(self.held_revisions.pop(0))
+
+    def run_ended(self) -> None:
+        """Re-extraction met the end of one crawl run's captures: weigh its revisits as that run did."""
+        if not (self.output_failure.happened or self.changes is None or self.changes.torn):
+            self.record_held_revisions()
+        self.present_revisits = 0
 
     def close_spider(self) -> None:
         if self.out and self.changes and self.duplicates:

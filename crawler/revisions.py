@@ -7,15 +7,21 @@ pipeline turns its verdicts into events of ``changes.jsonl`` (see ``RevisitResul
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 from urllib.parse import urlsplit
 
+from scrapy.http import TextResponse
+
 from crawler.items import ArticleItem
-from crawler.loaders import ArticlePage
+from crawler.loaders import ArticlePage, load_article
 from crawler.processors import find_date
-from crawler.readers.base import PageSigns
-from crawler.urls import article_id
+from crawler.readers.base import PageSigns, read_page_signs
+from crawler.urls import article_id, article_page_url
+
+logger = logging.getLogger(__name__)
 
 PRESENT = "present"
 REMOVED = "removed"
@@ -147,6 +153,106 @@ class RevisitResult:
     # "reextract": no revisit of the site, but the data dir's own capture read again with today's readers
     # (`scrapy reextract -a correct=1`): it may correct fields, and says nothing of the site now.
     via: str | None = None
+    # The WARC record ids of the answers it read, in order, and the page count it asked for while pages
+    # answered 304 (a revisit record keeps both, for re-extraction).
+    answers: list[str] = field(default_factory=list)
+    page_count: int | None = None
+    # When it was judged: set by re-extraction to the crawl's own time, so that the removal rule's hours
+    # (THEORY_REMOVAL_MIN_HOURS) and the events' times come out as the crawl's; None is now.
+    checked_at: str | None = None
+
+
+@dataclass
+class RevisitReading:
+    """One revisit of a written article, answer by answer, as a pure object: the spider fetches what
+    ``next_page`` names and hands each answer to ``read``; re-extraction hands it the captured answers
+    a revisit record lists. Both thus judge a revisit alike.
+
+    Page 1 is asked for conditionally; while pages answer 304 the next is, too. A later page that changed
+    while page 1 did not means the article must be read whole again, unconditionally. ``notes`` gathers
+    what the caller counts and logs: ("bot_check", url, signs) and ("not_an_article_page", url, reason).
+    """
+
+    url: str  # the article's URL as articles.jsonl has it
+    page_count: int  # as the state has it: how many pages to ask for while they answer 304
+    read_page: Callable[[TextResponse], ArticlePage]
+    section_names: dict[str, str] = field(default_factory=dict)
+    not_found_phrases: tuple[str, ...] = NOT_FOUND_PHRASES
+    conditional: bool = True
+    pages: list[ArticlePage | None] = field(default_factory=list)  # None for a page that answered 304
+    validators: dict[str, list[str | None]] = field(default_factory=dict)
+    answers: list[str] = field(default_factory=list)
+    notes: list[tuple] = field(default_factory=list)
+
+    @property
+    def next_page(self) -> int:
+        return len(self.pages) + 1
+
+    def result(self, verdict: str, **values) -> RevisitResult:
+        return RevisitResult(
+            article_id(self.url), self.url, verdict, answers=self.answers, page_count=self.page_count,
+            validators=self.validators, **values,
+        )
+
+    def read(self, response, warc: dict | None = None) -> RevisitResult | None:
+        """What this answer to page ``next_page`` says: the revisit's result, or None when the page that
+        ``next_page`` now names is to be fetched (and ``conditional`` says how). ``warc`` is the place of
+        the answer's capture (``RecordRef`` as a dict), None without one."""
+        if warc:
+            self.answers.append(warc["record_id"])
+        number = self.next_page
+        if response.status == 304:
+            if number < self.page_count:
+                self.pages.append(None)
+                return None
+            return self.result(PRESENT, status=304, not_modified=True)
+        target = None
+        if response.status in REDIRECTS:
+            location = response.headers.get("Location")
+            target = response.urljoin(location.decode("latin-1")) if location else None
+        page = signs = None
+        if response.status == 200 and isinstance(response, TextResponse):
+            try:
+                page = self.read_page(response)
+                if not has_frame(page):
+                    signs = read_page_signs(response)
+            except Exception:  # as for any article page: one unreadable page is no reason to stop
+                logger.exception("revisit: page %s could not be read", response.url)
+        verdict = classify(response.status, target, self.url, page, signs, self.not_found_phrases)
+        reason = verdict.reason
+        if response.status == 200 and not isinstance(response, TextResponse):
+            reason = "not_html"
+        if reason == "bot_check":
+            self.notes.append(("bot_check", response.url, signs))
+        elif reason in ("not_an_article", "unreadable", "not_html"):
+            self.notes.append(("not_an_article_page", response.url, reason))
+        if verdict.kind != PRESENT and number > 1:
+            # A later page missing or unreadable while page 1 is there: nothing to say about the article as
+            # a whole, and no whole article to compare either.
+            return self.result(UNKNOWN, status=response.status, reason=f"page_{number}_{reason}")
+        if verdict.kind != PRESENT:
+            return self.result(
+                verdict.kind, status=response.status, redirect_target=target, reason=reason,
+                phrase=not_found_phrase(signs, self.not_found_phrases, page),
+            )
+        self.validators[page_key(article_page_url(self.url, number))] = [
+            header.decode("latin-1") if header else None
+            for header in (response.headers.get("ETag"), response.headers.get("Last-Modified"))
+        ]
+        if self.conditional and number > 1:
+            # Page 1 was unchanged but this one changed: the item needs every page, so read them all again.
+            self.conditional, self.pages = False, []
+            return None
+        self.conditional = False
+        page.warc = warc
+        if number == 1:
+            page.url = self.url
+        self.pages.append(page)
+        if len(self.pages) < self.pages[0].total_pages:
+            return None
+        # Every page of the article read as an article page: only such a whole article may be compared.
+        item = load_article(self.pages, section_name_fallback=self.section_names.get(page.section_id))
+        return self.result(PRESENT, status=200, item=item)
 
 
 def page_key(url: str) -> str:

@@ -17,6 +17,7 @@ from crawler.revisions import (
     REMOVED,
     SHORT_PAGE_CHARACTERS,
     UNKNOWN,
+    RevisitReading,
     Verdict,
     classify,
     has_frame,
@@ -151,3 +152,45 @@ def test_an_article_frame_titled_with_a_not_found_phrase_is_removed():
     assert has_frame(page)
     assert classify(200, None, LEGACY_URL, page) == Verdict(REMOVED, "not_found_page")
     assert not_found_phrase(None, page=page) == "您访问的页面不存在"
+
+
+MULTIPAGE = json.loads((LEGACY_PAGES / "index.json").read_text("utf-8"))["articles"]["multipage_article"]
+
+
+def answer(status: int, number: int = 1, headers: dict | None = None) -> HtmlResponse:
+    """An answer to a revisit of the saved three-page article: its page ``number`` for a 200."""
+    url = MULTIPAGE[number - 1]
+    if status != 200:
+        return HtmlResponse(url=url, status=status, headers=headers or {}, body=b"")
+    name = "multipage_article" if number == 1 else f"multipage_article_{number}"
+    return HtmlResponse(url=url, status=200, headers={"ETag": f'"e{number}"'}, body=(LEGACY_PAGES / f"{name}.html").read_bytes())
+
+
+# (answers in order, what the reading asks for after each: (page, conditional) or the verdict and reason)
+REVISITS = [
+    ([answer(304), answer(304), answer(304)], [(2, True), (3, True), (PRESENT, "not_modified")]),
+    # A later page changed while page 1 did not: every page again, unconditionally.
+    ([answer(304), answer(200, 2), answer(200, 1), answer(200, 2), answer(200, 3)],
+     [(2, True), (1, False), (2, False), (3, False), (PRESENT, "article")]),
+    ([answer(200, 1), answer(200, 2), answer(200, 3)], [(2, False), (3, False), (PRESENT, "article")]),
+    ([answer(404)], [(REMOVED, "http_404")]),
+    ([answer(301, headers={"Location": "/"})], [(REMOVED, "redirect_elsewhere")]),
+    ([answer(200, 1), answer(404, 2)], [(2, False), (UNKNOWN, "page_2_http_404")]),
+    ([answer(304), answer(503, 2)], [(2, True), (UNKNOWN, "page_2_http_503")]),
+]
+
+
+@pytest.mark.parametrize("answers, steps", REVISITS)
+def test_a_revisit_reading_asks_for_the_next_page_or_judges(answers, steps):
+    reading = RevisitReading(MULTIPAGE[0], 3, legacy.read_article_page)
+    for number, (response, step) in enumerate(zip(answers, steps, strict=True)):
+        result = reading.read(response, {"record_id": f"<urn:uuid:{number}>"})
+        if isinstance(step[0], int):
+            assert result is None and (reading.next_page, reading.conditional) == step
+        else:
+            assert (result.verdict, result.reason or ("not_modified" if result.not_modified else "article")) == step
+            assert result.answers == [f"<urn:uuid:{n}>" for n in range(len(answers))]
+            assert result.page_count == 3
+            if result.item is not None:
+                assert result.item.url == MULTIPAGE[0] and result.item.page_count == 3
+                assert [place["record_id"] for place in result.item.warc] == result.answers[-3:]

@@ -183,15 +183,27 @@ def test_revisits_record_revisions_at_once_and_removals_after_confirmation(serve
     assert crawl(server.url, data_dir, **ALL_RECENT).report["revisits"]["restored"] == 0
 
     # Offline re-extraction from the WARC files of all these runs (304s, not-found pages, the lone changed
-    # page of the multi-page article among them) still gives articles.jsonl as first seen.
+    # page of the multi-page article among them) still gives articles.jsonl as first seen, and judges the
+    # captured revisits into the same changes.jsonl, under the same removal rule.
     out = tmp_path / "reextracted"
+    rule = [arg for name, value in IMMEDIATE.items() for arg in ("-s", f"{name}={value}")]
     again = subprocess.run(
-        [sys.executable, "-m", "scrapy", "reextract", str(data_dir / "warc"), "-s", f"THEORY_DATA_DIR={out}"],
+        [sys.executable, "-m", "scrapy", "reextract", str(data_dir / "warc"), "-s", f"THEORY_DATA_DIR={out}", *rule],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
     )
     assert again.returncode == 0, again.stderr[-3000:]
     strip = lambda rows: [{k: v for k, v in row.items() if k not in ("crawled_at", "warc")} for row in rows]  # noqa: E731
     assert strip(whole_lines(out / ARTICLES)) == strip(whole_lines(data_dir / ARTICLES))
+    assert without_detection_times(events(out)) == without_detection_times(events(data_dir))
+    assert f"{len(events(data_dir))} events" in again.stdout, again.stdout
+
+
+def without_detection_times(changes: list[dict]) -> list[dict]:
+    """Events but for when they were written: detected_at, and the crawled_at of a revised item."""
+    return [
+        {k: ({**v, "crawled_at": None} if k == "item" else v) for k, v in event.items() if k != "detected_at"}
+        for event in changes
+    ]
 
 
 def test_revisit_0_skips_revisits_and_an_unchanged_rerun_revisits_within_the_budget(serve_mirror, www, expected, tmp_path):

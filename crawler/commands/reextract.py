@@ -13,7 +13,8 @@ import json
 import sys
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,11 +31,11 @@ from crawler.extensions import EXIT_DAMAGED_CAPTURE, EXIT_LOCKED, EXIT_OK, EXIT_
 from crawler.loaders import ArticlePage, load_article
 from crawler.middlewares import EncodingRepairMiddleware
 from crawler.pipelines import DedupePipeline, StoragePipeline, ValidationPipeline
-from crawler.revisions import PRESENT, RevisitResult
+from crawler.revisions import NOT_FOUND_PHRASES, PRESENT, RevisitReading, RevisitResult
 from crawler.readers import current, legacy
 from crawler.state import CrawlLocked, CrawlState
 from crawler.urls import ARTICLE_PATH, LEGACY, article_id, canonical_article_url, channel_of, host_of, layout_of
-from crawler.warc import SUFFIX, Damage, ScannedRecord, scan_records, warc_record
+from crawler.warc import SUFFIX, Damage, RecordRef, ScannedRecord, scan_records, warc_record
 
 
 class Stats(Counter):
@@ -106,9 +107,12 @@ ARTICLE_RECORD_TYPE = "application/json"
 class Scan:
     """What the first pass over the WARC files found: where each response is, and the article records."""
 
-    responses: dict[str, ScannedRecord] = field(default_factory=dict)  # by WARC-Record-ID, block dropped
+    # Every response and revisit record by WARC-Record-ID, block dropped: the pages of articles (200s), and
+    # what revisits read (304s, 404s, redirects too).
+    responses: dict[str, ScannedRecord] = field(default_factory=dict)
     # In capture order: ("start", record, urls), ("article", its record's body, urls), ("page", record, urls),
-    # urls being the (base URL, channel URL) that the record's file was captured for.
+    # ("revisit", its record's body, urls), ("run", file name, urls) where a crawl run's files begin; urls
+    # being the (base URL, channel URL) that the record's file was captured for.
     events: list[tuple[str, Any, tuple[str, str]]] = field(default_factory=list)
     claimed: set[str] = field(default_factory=set)  # article ids that an article record lists
     # The files from the first one holding an article record on were written by a crawl that writes one for
@@ -137,6 +141,27 @@ def article_record(record: ScannedRecord) -> dict | None:
     return body
 
 
+def revisit_record(record: ScannedRecord) -> dict | None:
+    """The body of a revisit record (a metadata record listing the answers one revisit of an article read
+    and when it was judged), or None if it is not one."""
+    if record.type != "metadata" or not record.headers.get("content-type", "").startswith(ARTICLE_RECORD_TYPE):
+        return None
+    try:
+        body = json.loads(record.block)
+    except ValueError:
+        return None
+    if not (isinstance(body, dict) and isinstance(body.get("revisit"), str) and isinstance(body.get("url"), str)
+            and isinstance(body.get("checked_at"), str) and isinstance(body.get("page_count"), int)
+            and isinstance(body.get("answers"), list) and body["answers"] and all(isinstance(a, str) for a in body["answers"])):
+        return None
+    return body
+
+
+def run_of(path: Path) -> str:
+    """The crawl run a WARC file was written by: its name without the file's serial number."""
+    return path.name.removesuffix(SUFFIX).rsplit("-", 1)[0]
+
+
 def scan(warc_dir: Path, start_urls) -> Scan:
     """First pass: index every response by record id, and keep, in capture order, what the second pass reads.
 
@@ -144,23 +169,32 @@ def scan(warc_dir: Path, start_urls) -> Scan:
     name the sections.
     """
     capture = Scan()
+    run = None
     for path in sorted(warc_dir.glob(f"*{SUFFIX}")):
         if capture.claimed:
             capture.described.add(path.name)
         urls = start_urls({})
+        if run_of(path) != run:
+            run = run_of(path)
+            capture.events.append(("run", path.name, urls))
         for record in scan_records(path, capture.damage.append):
             if record.type == "warcinfo":
                 urls = start_urls(warcinfo_fields(record.block))
             elif record.type == "metadata":
-                body = article_record(record)
-                if body is not None:
+                if (body := article_record(record)) is not None:
+                    if body.get("revision"):
+                        continue  # a revised version: made again from its revisit record
                     capture.events.append(("article", body, urls))
                     capture.described.add(path.name)
                     capture.claimed.add(body["article_id"])
-            elif record.type == "response" and record.http_status() == 200:
-                url = record.url
+                elif (body := revisit_record(record)) is not None:
+                    capture.events.append(("revisit", body, urls))
+            elif record.type in ("response", "revisit"):
+                url, status = record.url, record.http_status()
                 record.block = b""  # read again by its place, only if it is needed
                 capture.responses[record.record_id] = record
+                if record.type != "response" or status != 200:
+                    continue
                 if layout_of(url) is not None:
                     capture.events.append(("page", record, urls))
                 elif url in urls:
@@ -230,7 +264,11 @@ class Command(ScrapyCommand):
             self.exitcode = EXIT_LOCKED
             return
         stats = Stats()
-        storage = StoragePipeline(state, stats, data_dir, settings.getint("THEORY_SYNC_ITEMS"), settings.getfloat("THEORY_SYNC_SECONDS"))
+        storage = StoragePipeline(
+            state, stats, data_dir, settings.getint("THEORY_SYNC_ITEMS"), settings.getfloat("THEORY_SYNC_SECONDS"),
+            removal_confirmations=settings.getint("THEORY_REMOVAL_CONFIRMATIONS"),
+            removal_min_hours=settings.getfloat("THEORY_REMOVAL_MIN_HOURS"),
+        )
         pipelines = [
             ValidationPipeline(state, stats, data_dir, settings.getint("THEORY_MAX_ATTEMPTS")),
             CorrectionsOnly(state, stats) if self.correct else DedupePipeline(state, stats, data_dir),
@@ -242,7 +280,9 @@ class Command(ScrapyCommand):
             found = scan(warc_dir, start_urls_of(settings))
             for damage in found.damage:
                 print(f"reextract: {warc_dir}/{damage}", file=sys.stderr)
-            Extraction(warc_dir, stats, pipelines, found).run()
+            Extraction(
+                warc_dir, stats, pipelines, found, tuple(settings.getlist("THEORY_NOT_FOUND_PHRASES")), self.correct,
+            ).run()
         finally:
             for pipeline in (pipelines[0], pipelines[2]):
                 pipeline.close_spider()
@@ -251,10 +291,12 @@ class Command(ScrapyCommand):
             print(f"reextract: {stats['theory/revisit/revisited']} written articles read again, {stats['theory/revisit/corrected']}"
                   f" corrected events, {stats['theory/reextract/content_differs']} read with another title or body (no event)")
         written, rejected = stats["theory/written"], stats["theory/rejected"]
-        incomplete = stats["theory/reextract/incomplete_article_records"]
+        incomplete = stats["theory/reextract/incomplete_article_records"] + stats["theory/reextract/incomplete_revisit_records"]
+        events = sum(stats[f"theory/revisit/{event}"] for event in ("revised", "corrected", "removed", "restored"))
         print(f"reextract: {stats['theory/article/pages']} article pages read, {written} articles written, "
               f"{rejected} rejected, {stats['theory/duplicates/url'] + stats['theory/duplicates/content']} duplicates"
-              + (f", {incomplete} left out (pages not in the capture)" if incomplete else ""))
+              + ("" if self.correct else f", {stats['theory/reextract/revisits_judged']} revisits judged again, {events} events")
+              + (f", {incomplete} left out (answers or pages not in the capture)" if incomplete else ""))
         if stats.get("theory/output_error"):
             self.exitcode = EXIT_OUTPUT_FAILED
         elif found.damage or incomplete:
@@ -282,8 +324,10 @@ def start_urls_of(settings):
 class Extraction:
     """Second pass: the articles in capture order, each from exactly the page records that make it."""
 
-    def __init__(self, warc_dir: Path, stats: Stats, pipelines, found: Scan):
+    def __init__(self, warc_dir: Path, stats: Stats, pipelines, found: Scan, not_found_phrases=NOT_FOUND_PHRASES, correcting: bool = False):
         self.warc_dir = warc_dir
+        self.not_found_phrases = not_found_phrases
+        self.correcting = correcting
         self.stats = stats
         self.pipelines = pipelines
         self.found = found
@@ -299,9 +343,62 @@ class Extraction:
                 self.read_start_page(what, base_url, channel_url)
             elif kind == "article":
                 self.assemble(what, channel_url)
+            elif kind == "revisit":
+                self.judge_revisit(what, channel_url)
+            elif kind == "run":
+                self.run_ended()
             elif what.file not in self.found.described and article_id(what.url) not in self.found.claimed:
                 self.group(what, channel_url)
+        self.run_ended()
         self.stats.inc_value("theory/reextract/incomplete_groups", len(self.groups))
+
+    def run_ended(self) -> None:
+        """The revisits of one crawl run are weighed together, as that run weighed them (see
+        ``StoragePipeline.record_held_revisions``)."""
+        storage = self.pipelines[-1]
+        if isinstance(storage, StoragePipeline):
+            storage.run_ended()
+
+    def judge_revisit(self, listed: dict, channel_url: str) -> None:
+        """A revisit exactly as the crawl judged it: the answers its revisit record lists, read in order by
+        the same ``RevisitReading``, judged at the crawl's time by the same storage pipeline."""
+        if self.correcting:
+            return  # corrections compare the written articles with their own capture only
+        layout = layout_of(listed["url"])
+        if layout is None:
+            self.stats.inc_value("theory/reextract/incomplete_revisit_records")
+            return
+        read_page = legacy.read_article_page if layout == LEGACY else partial(
+            current.read_article_page, channel_path=urlsplit(channel_url).path or "/")
+        reading = RevisitReading(listed["url"], listed["page_count"], read_page, self.section_names, self.not_found_phrases)
+        result, read = None, 0
+        for record_id in listed["answers"]:
+            place = self.found.responses.get(record_id)
+            response = self.answer(place) if place is not None else None
+            if response is None:
+                # An answer not in the capture (damage): never a judgement on part of what the crawl read.
+                self.stats.inc_value("theory/reextract/incomplete_revisit_records")
+                return
+            read += 1
+            result = reading.read(response, asdict(RecordRef(place.file, place.offset, place.length, place.record_id)))
+            if result is not None:
+                break
+        if result is None:
+            # Today's readers want a page the crawl did not fetch: no judgement, as for any revisit cut short.
+            self.stats.inc_value("theory/reextract/revisits_unjudged")
+            return
+        self.stats.inc_value("theory/reextract/revisits_judged")
+        result.checked_at, result.archived_copy = listed["checked_at"], listed.get("archived_copy")
+        try:
+            for pipeline in self.pipelines:
+                result = pipeline.process_item(result)
+        except DropItem:
+            pass
+
+    def answer(self, place: ScannedRecord):
+        """A revisit's answer as the spider saw it: a 304 revisit record as its bare 304."""
+        response = read_response(self.warc_dir, place)
+        return self.repair.process_response(None, response) if isinstance(response, TextResponse) else response
 
     def response(self, place: ScannedRecord):
         response = read_response(self.warc_dir, place)

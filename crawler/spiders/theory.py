@@ -29,17 +29,7 @@ from crawler.loaders import ArticlePage, load_article
 from crawler.middlewares import HostDown, RedirectFailed
 from crawler.readers import current, legacy
 from crawler.spiders.archive import ArchiveSource
-from crawler.readers.base import read_page_signs
-from crawler.revisions import (
-    PRESENT,
-    REDIRECTS,
-    UNKNOWN,
-    RevisitResult,
-    classify,
-    has_frame,
-    not_found_phrase,
-    page_key,
-)
+from crawler.revisions import REDIRECTS, UNKNOWN, RevisitReading, RevisitResult, page_key
 from crawler.state import CrawlLocked, CrawlState
 from crawler.urls import (
     CURRENT,
@@ -294,18 +284,19 @@ class TheorySpider(ArchiveSource, scrapy.Spider):
         ]
         if targets:
             self.logger.info("revisiting %d written articles of the %s site after the new ones", len(targets), site)
-        return [self.revisit_request(url, page_count) for _, url, page_count in targets]
+        return [self.revisit_request(self.revisit_reading(url, page_count)) for _, url, page_count in targets]
 
-    def revisit_request(
-        self, url: str, page_count: int, pages: list[ArticlePage] | None = None,
-        conditional: bool = True, validators: dict | None = None,
-    ) -> scrapy.Request:
-        """Page ``len(pages) + 1`` of the written article ``url`` (as the state has it), conditional while
-        every page before it answered 304. Redirects are observed, not followed (see REVISIT_STATUSES)."""
-        pages = pages or []
-        page_url = article_page_url(url, len(pages) + 1)
+    def revisit_reading(self, url: str, page_count: int) -> RevisitReading:
+        return RevisitReading(
+            url, page_count, self.read_article_page[layout_of(url)], self.section_names, self.not_found_phrases,
+        )
+
+    def revisit_request(self, reading: RevisitReading) -> scrapy.Request:
+        """The page of the written article that ``reading`` asks for next, conditional while every page
+        before it answered 304. Redirects are observed, not followed (see REVISIT_STATUSES)."""
+        page_url = article_page_url(reading.url, reading.next_page)
         headers = {}
-        if conditional:
+        if reading.conditional:
             etag, last_modified = self.state.validators(page_key(page_url))
             if etag:
                 headers["If-None-Match"] = etag
@@ -316,72 +307,30 @@ class TheorySpider(ArchiveSource, scrapy.Spider):
             self.parse_revisit,
             errback=self.revisit_failed,
             headers=headers,
-            cb_kwargs={"url": url, "page_count": page_count, "pages": pages, "conditional": conditional,
-                       "validators": validators or {}},
+            cb_kwargs={"reading": reading},
             priority=REVISIT_PRIORITY,
             dont_filter=True,  # the same page may be fetched twice in a run: conditionally, then whole
-            meta={"article_url": url, "revisit": True, "dont_redirect": True, "handle_httpstatus_list": REVISIT_STATUSES},
+            meta={"article_url": reading.url, "revisit": True, "dont_redirect": True, "handle_httpstatus_list": REVISIT_STATUSES},
         )
 
-    def parse_revisit(self, response, url: str, page_count: int, pages: list[ArticlePage], conditional: bool, validators: dict):
+    def parse_revisit(self, response, reading: RevisitReading):
         stats = self.crawler.stats
         stats.inc_value("theory/revisit/pages")
-        number = len(pages) + 1
-        id_ = article_id(url)
-        if response.status == 304:
-            if number < page_count:
-                return [self.revisit_request(url, page_count, [*pages, None], conditional, validators)]
-            return [RevisitResult(id_, url, PRESENT, status=304, not_modified=True)]
-        target = None
-        if response.status in REDIRECTS:
-            location = response.headers.get("Location")
-            target = response.urljoin(location.decode("latin-1")) if location else None
-        page = signs = None
         if response.status == 200:
             # A page with a body: it counts in the run's parse-failure ratio, so that a new template
             # raises the layout alarm instead of passing for removals.
             stats.inc_value("theory/revisit/pages_read")
-        if response.status == 200 and isinstance(response, TextResponse):
-            try:
-                page = self.read_article_page[layout_of(url)](response)
-                if not has_frame(page):
-                    signs = read_page_signs(response)
-            except Exception:  # as in parse_article: one unreadable page is not a reason to stop
-                self.logger.exception("revisit: page %s could not be read", response.url)
-        verdict = classify(response.status, target, url, page, signs, self.not_found_phrases)
-        reason = verdict.reason
-        if response.status == 200 and not isinstance(response, TextResponse):
-            reason = "not_html"
-        if reason == "bot_check":
-            self.bot_check_seen(response.url, signs)
-        elif reason in ("not_an_article", "unreadable", "not_html"):
-            self.logger.warning("revisit: page %s does not read as an article page (%s)", response.url, reason)
-            stats.inc_value("theory/revisit/parse_failures")
-        if verdict.kind != PRESENT and number > 1:
-            # A later page missing or unreadable while page 1 is there: nothing to say about the article as
-            # a whole, and no whole article to compare either.
-            return [RevisitResult(id_, url, UNKNOWN, status=response.status, reason=f"page_{number}_{reason}")]
-        if verdict.kind != PRESENT:
-            return self.with_archived_copy(RevisitResult(
-                id_, url, verdict.kind, status=response.status, redirect_target=target, reason=reason,
-                phrase=not_found_phrase(signs, self.not_found_phrases, page),
-            ))
-        validators = {**validators, page_key(article_page_url(url, number)): [
-            header.decode("latin-1") if header else None
-            for header in (response.headers.get("ETag"), response.headers.get("Last-Modified"))
-        ]}
-        if conditional and number > 1:
-            # Page 1 was unchanged but this one changed: the item needs every page, so read them all again.
-            return [self.revisit_request(url, page_count, [], False, validators)]
-        page.warc = response.meta.get("warc")
-        if number == 1:
-            page.url = url
-        pages = [*pages, page]
-        if len(pages) < pages[0].total_pages:
-            return [self.revisit_request(url, pages[0].total_pages, pages, False, validators)]
-        # Every page of the article read as an article page: only such a whole article may be compared.
-        item = load_article(pages, section_name_fallback=self.section_names.get(page.section_id))
-        return [RevisitResult(id_, url, PRESENT, status=200, item=item, validators=validators)]
+        result = reading.read(response, response.meta.get("warc"))
+        for kind, url, detail in reading.notes:
+            if kind == "bot_check":
+                self.bot_check_seen(url, detail)
+            else:
+                self.logger.warning("revisit: page %s does not read as an article page (%s)", url, detail)
+                stats.inc_value("theory/revisit/parse_failures")
+        reading.notes.clear()
+        if result is None:
+            return [self.revisit_request(reading)]
+        return self.with_archived_copy(result)
 
     def bot_check_seen(self, url: str, signs) -> None:
         """A bot check stands in front of the article: counted apart, with a few examples for the report."""
@@ -394,7 +343,7 @@ class TheorySpider(ArchiveSource, scrapy.Spider):
 
     def revisit_failed(self, failure):
         """Timeouts, refused connections, 5xx after retries: no judgement on the article either way."""
-        url = failure.request.cb_kwargs["url"]
+        url = failure.request.cb_kwargs["reading"].url
         reason = failure_reason(failure)
         if not failure.check(HostDown):
             self.logger.warning("revisit of %s failed: %s; it tells nothing about the article", url, reason)
