@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from warcio.capture_http import capture_http
 
@@ -15,6 +17,8 @@ from conftest import PROJECT_ROOT, load_expected, read_jsonl, run_crawl
 from crawl_helpers import ARTICLES
 
 MIRROR_ONLY = {"THEORY_CHANNEL_URL": ""}
+# Every written article revisited in every run, however recent, and a removal confirmed by two runs in a row.
+REVISIT_ALL_AT_ONCE = {"THEORY_REVISIT_DAYS": "100000", "THEORY_REVISIT_MIN_HOURS": "0", "THEORY_REMOVAL_MIN_HOURS": "0"}
 
 
 def reextract(warc_dir: Path, out: Path, *settings: str, arguments: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
@@ -154,3 +158,40 @@ def test_correct_appends_a_corrected_event_per_article_an_older_parser_read_othe
     again = reextract(data_dir / "warc", data_dir, arguments=("correct=1",))
     assert again.returncode == 0 and len(read_jsonl(data_dir / "changes.jsonl")) == len(rows)
     assert "0 corrected events" in again.stdout
+
+
+def test_a_removal_whose_evidence_is_damaged_is_not_judged_again(serve_mirror, shared_site, tmp_path):
+    """The 404 that confirmed a removal is damaged in the capture: re-extraction makes no removed event from
+    the one earlier 404 left, and says what it left out."""
+    www = Path(shutil.copytree(shared_site / "www", tmp_path / "www"))
+    server = serve_mirror(www)
+    data_dir = tmp_path / "data"
+    assert run_crawl(server.url, data_dir, **MIRROR_ONLY).returncode == 0
+    gone = next(row for row in read_jsonl(data_dir / ARTICLES) if row["page_count"] == 1)
+    (www / urlsplit(gone["url"]).path.lstrip("/")).unlink()
+    for _ in range(2):  # the first revisit finds it failing, the second confirms the removal
+        revisit = run_crawl(server.url, data_dir, **MIRROR_ONLY, **REVISIT_ALL_AT_ONCE)
+        assert revisit.returncode == 0, revisit.stderr[-3000:]
+    changes = read_jsonl(data_dir / "changes.jsonl")
+    assert [(event["event"], event["article_id"]) for event in changes] == [("removed", gone["article_id"])]
+
+    rule = [f"{name}={value}" for name, value in REVISIT_ALL_AT_ONCE.items()]
+    whole = reextract(data_dir / "warc", tmp_path / "whole", *rule)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    assert without(read_jsonl(tmp_path / "whole" / "changes.jsonl"), "detected_at") == without(changes, "detected_at")
+
+    last = sorted((data_dir / "warc").glob("*.warc.gz"))[-1]
+    confirming = next(
+        json.loads(line.split(" ", 2)[2]) for line in Path(f"{last}.cdxj").read_text().splitlines()
+        if json.loads(line.split(" ", 2)[2])["url"] == gone["url"]
+    )
+    assert confirming["status"] == "404"
+    offset, length = int(confirming["offset"]), int(confirming["length"])
+    data = bytearray(last.read_bytes())
+    data[offset + length // 2: offset + length // 2 + 16] = b"\xff" * 16
+    last.write_bytes(bytes(data))
+    damaged = reextract(data_dir / "warc", tmp_path / "damaged", *rule)
+    assert_one_damage_line(damaged, last, offset, offset)
+    assert "1 left out (answers or pages not in the capture)" in damaged.stdout, damaged.stdout
+    assert read_jsonl(tmp_path / "damaged" / "changes.jsonl") == []
+    assert without(read_jsonl(tmp_path / "damaged" / ARTICLES), "crawled_at") == without(read_jsonl(data_dir / ARTICLES), "crawled_at")
