@@ -127,34 +127,30 @@ def warcinfo_fields(block: bytes) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
 
 
-def article_record(record: ScannedRecord) -> dict | None:
-    """The body of an article record (a metadata record listing an article's pages), or None if it is not one."""
+def json_record(record: ScannedRecord) -> dict | None:
+    """The JSON body of one of the crawl's metadata records (an article or a revisit record), or None."""
     if record.type != "metadata" or not record.headers.get("content-type", "").startswith(ARTICLE_RECORD_TYPE):
         return None
     try:
         body = json.loads(record.block)
     except ValueError:
         return None
-    if not (isinstance(body, dict) and isinstance(body.get("article_id"), str) and isinstance(body.get("url"), str)
-            and isinstance(body.get("pages"), list) and body["pages"] and all(isinstance(p, str) for p in body["pages"])):
-        return None
-    return body
+    return body if isinstance(body, dict) else None
 
 
-def revisit_record(record: ScannedRecord) -> dict | None:
-    """The body of a revisit record (a metadata record listing the answers one revisit of an article read
-    and when it was judged), or None if it is not one."""
-    if record.type != "metadata" or not record.headers.get("content-type", "").startswith(ARTICLE_RECORD_TYPE):
-        return None
-    try:
-        body = json.loads(record.block)
-    except ValueError:
-        return None
-    if not (isinstance(body, dict) and isinstance(body.get("revisit"), str) and isinstance(body.get("url"), str)
-            and isinstance(body.get("checked_at"), str) and isinstance(body.get("page_count"), int)
-            and isinstance(body.get("answers"), list) and body["answers"] and all(isinstance(a, str) for a in body["answers"])):
-        return None
-    return body
+def record_ids(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(item, str) for item in value)
+
+
+def article_record(body: dict) -> bool:
+    """An article record: the record ids of an article's pages, in order."""
+    return isinstance(body.get("article_id"), str) and isinstance(body.get("url"), str) and record_ids(body.get("pages"))
+
+
+def revisit_record(body: dict) -> bool:
+    """A revisit record: the record ids of the answers one revisit of an article read, and when it was judged."""
+    return (isinstance(body.get("revisit"), str) and isinstance(body.get("url"), str) and isinstance(body.get("checked_at"), str)
+            and isinstance(body.get("page_count"), int) and record_ids(body.get("answers")))
 
 
 def run_of(path: Path) -> str:
@@ -180,14 +176,12 @@ def scan(warc_dir: Path, start_urls) -> Scan:
         for record in scan_records(path, capture.damage.append):
             if record.type == "warcinfo":
                 urls = start_urls(warcinfo_fields(record.block))
-            elif record.type == "metadata":
-                if (body := article_record(record)) is not None:
-                    if body.get("revision"):
-                        continue  # a revised version: made again from its revisit record
+            elif (body := json_record(record)) is not None:
+                if article_record(body) and not body.get("revision"):  # a revision is made from its revisit record
                     capture.events.append(("article", body, urls))
                     capture.described.add(path.name)
                     capture.claimed.add(body["article_id"])
-                elif (body := revisit_record(record)) is not None:
+                elif revisit_record(body):
                     capture.events.append(("revisit", body, urls))
             elif record.type in ("response", "revisit"):
                 url, status = record.url, record.http_status()
