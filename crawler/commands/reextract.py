@@ -177,7 +177,7 @@ def scan(warc_dir: Path, start_urls) -> Scan:
             if record.type == "warcinfo":
                 urls = start_urls(warcinfo_fields(record.block))
             elif (body := json_record(record)) is not None:
-                if article_record(body) and not body.get("revision"):  # a revision is made from its revisit record
+                if article_record(body):
                     capture.events.append(("article", body, urls))
                     capture.described.add(path.name)
                     capture.claimed.add(body["article_id"])
@@ -336,7 +336,9 @@ class Extraction:
             if kind == "start":
                 self.read_start_page(what, base_url, channel_url)
             elif kind == "article":
-                self.assemble(what, channel_url)
+                # A revised version is made from its revisit record; corrections compare every version.
+                if self.correcting or not what.get("revision"):
+                    self.assemble(what, channel_url)
             elif kind == "revisit":
                 self.judge_revisit(what, channel_url)
             elif kind == "run":
