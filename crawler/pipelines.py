@@ -535,7 +535,7 @@ class StoragePipeline(_StatePipeline):
                         continue  # a torn line was cut by recover(); anything else is not an article
                     if isinstance(record, dict) and isinstance(record.get("article_id"), str):
                         source = written_from(record)
-                        if self.state.record_sources([(record["article_id"], source)]) and source == "archive":
+                        if self.state.record_source(record["article_id"], source) and source == "archive":
                             archived += 1
         except FileNotFoundError:
             pass

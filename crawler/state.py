@@ -271,12 +271,12 @@ class CrawlState:
         (count,) = self.db.execute("SELECT COUNT(*) FROM articles WHERE status = 'written' AND written_from IS NULL").fetchone()
         return count
 
-    def record_sources(self, sources: Iterable[tuple[str, str]]) -> int:
-        """(article_id, source) for written articles whose source is not known yet; returns how many were."""
-        return self.db.executemany(
+    def record_source(self, article_id: str, source: str) -> bool:
+        """The source of a written article whose source is not known yet; returns whether it was not."""
+        return self.db.execute(
             "UPDATE articles SET written_from = ? WHERE article_id = ? AND status = 'written' AND written_from IS NULL",
-            [(source, article_id) for article_id, source in sources],
-        ).rowcount
+            (source, article_id),
+        ).rowcount > 0
 
     def record_unknown_sources_live(self) -> int:
         """The written articles still without a source (their line is not in the file) are taken as read from
