@@ -94,6 +94,8 @@ def summarize(stats: dict, reason: str, started: datetime, finished: datetime) -
                 # removal evidence seen again before THEORY_REMOVAL_MIN_HOURS had passed; revisions not
                 # recorded because more than half of the whole revisits found one (a layout alarm)
                 "removal_too_soon", "revisions_withheld",
+                # articles read from a web archive, not revisited on the live host (THEORY_LEGACY_SOURCE=live)
+                "skipped_archived",
             )
         },
         "revisit_unknown": _with_prefix(stats, "theory/revisit/unknown/"),

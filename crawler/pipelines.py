@@ -29,6 +29,7 @@ from crawler.drift import FieldWatch
 from crawler.items import ContentDuplicate
 from crawler.processors import utc_now_iso
 from crawler.revisions import PRESENT, REMOVED, RevisitResult, correctable_fields, corrections
+from crawler.state import written_from
 
 
 logger = logging.getLogger(__name__)
@@ -353,6 +354,7 @@ class StoragePipeline(_StatePipeline):
             self.recover_changes(changes)
             self.recover_duplicates(duplicates)
             self.index_first_versions(path)
+            self.index_sources(path)
             self.out = JsonLinesFile(path)
             self.changes = JsonLinesFile(changes)
             self.duplicates = JsonLinesFile(duplicates)
@@ -420,7 +422,9 @@ class StoragePipeline(_StatePipeline):
             if not (isinstance(record, dict) and all(isinstance(record.get(key), str) for key in ("article_id", "url"))):
                 foreign += 1
                 continue
-            self.state.mark_written(record["article_id"], record["url"], record.get("section_id"), record.get("content_hash"))
+            self.state.mark_written(
+                record["article_id"], record["url"], record.get("section_id"), record.get("content_hash"), written_from(record),
+            )
             self.state.record_first_version(
                 record["article_id"], record.get("published_date"), record.get("page_count"), record.get("content_hash"),
                 correctable_fields(record),
@@ -515,6 +519,34 @@ class StoragePipeline(_StatePipeline):
         if left:
             logger.warning("%d articles recorded as written are not in %s; they get no published date", left, path)
 
+    def index_sources(self, path: Path) -> None:
+        """Articles written by a release before sources were kept have none in the state: their lines say
+        it (``archived_from``: read from a web archive), once. Revisits need it (see revisit_targets)."""
+        unknown = self.state.written_without_source()
+        if not unknown:
+            return
+        archived = 0
+        try:
+            with open(path, "rb") as lines:
+                for line in lines:
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue  # a torn line was cut by recover(); anything else is not an article
+                    if isinstance(record, dict) and isinstance(record.get("article_id"), str):
+                        source = written_from(record)
+                        if self.state.record_source(record["article_id"], source) and source == "archive":
+                            archived += 1
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise OutputError(path, error) from None
+        # What the file lacks is taken as live, as it was revisited until now, so that the file is read this once only.
+        self.state.record_unknown_sources_live()
+        logger.info("%s: %d articles of an earlier release get their source in the state, %d of them read from a web archive", path, unknown, archived)
+        self.stats.set_value("theory/recovery/sources", unknown)
+        self.stats.set_value("theory/recovery/sources_archived", archived)
+
     def sync(self) -> None:
         """Make what was written durable, in the order that keeps every durable line's evidence whole:
         the WARC records it points at, then the lines, then the state that counts them as written."""
@@ -555,7 +587,9 @@ class StoragePipeline(_StatePipeline):
         try:
             self.capture_article(record)
             self.out.append(record)
-            self.state.mark_written(record["article_id"], record["url"], record["section_id"], record["content_hash"])
+            self.state.mark_written(
+                record["article_id"], record["url"], record["section_id"], record["content_hash"], written_from(record),
+            )
             self.state.record_first_version(
                 record["article_id"], record["published_date"], record["page_count"], record["content_hash"],
                 correctable_fields(record),

@@ -22,6 +22,8 @@ from pathlib import Path
 from crawler.revisions import correctable_fields
 
 SCHEMA = """
+-- written_from: where the line of a written article was read, live (its host) or archive (a capture of a web
+-- archive, which a revisit of the live host in THEORY_LEGACY_SOURCE=live may not judge).
 CREATE TABLE IF NOT EXISTS articles (
     article_id   TEXT PRIMARY KEY,
     url          TEXT NOT NULL,
@@ -33,7 +35,8 @@ CREATE TABLE IF NOT EXISTS articles (
     content_hash TEXT,
     attempts     INTEGER NOT NULL DEFAULT 0,
     last_error   TEXT,
-    updated_at   TEXT NOT NULL
+    updated_at   TEXT NOT NULL,
+    written_from TEXT
 );
 CREATE INDEX IF NOT EXISTS articles_by_status ON articles (status);
 CREATE INDEX IF NOT EXISTS articles_by_content ON articles (content_hash);
@@ -105,6 +108,12 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def written_from(record: dict) -> str:
+    """Where an article line was read: ``archive`` when its pages came from a web archive's captures
+    (the line names them in ``archived_from``), else ``live``."""
+    return "archive" if record.get("archived_from") else "live"
+
+
 class CrawlState:
     def __init__(self, data_dir: str | os.PathLike[str]):
         self.data_dir = Path(data_dir)
@@ -153,6 +162,9 @@ class CrawlState:
             columns = {row[1] for row in db.execute("PRAGMA table_info(revisions)")}
             if "fields" not in columns:  # a state written before corrections were kept
                 db.execute("ALTER TABLE revisions ADD COLUMN fields TEXT")
+            if "written_from" not in {row[1] for row in db.execute("PRAGMA table_info(articles)")}:
+                # A state written before sources were kept: the storage pipeline fills it in from the lines.
+                db.execute("ALTER TABLE articles ADD COLUMN written_from TEXT")
             # A line that was being written when the last run died is either in the file (the storage
             # pipeline finds it in the tail) or not (then the article is owed again).
             db.execute("UPDATE articles SET status = 'pending' WHERE status = 'claimed'")
@@ -242,14 +254,42 @@ class CrawlState:
             [(f"of the channel {name}", _now(), id_) for id_, name in articles],
         )
 
-    def mark_written(self, article_id: str, url: str, section_id: str | None, content_hash: str | None) -> None:
+    def mark_written(
+        self, article_id: str, url: str, section_id: str | None, content_hash: str | None, source: str = "live",
+    ) -> None:
+        """``source``: where its line was read, ``live`` or ``archive`` (see ``written_from``)."""
         self.db.execute(
-            "INSERT INTO articles (article_id, url, section_id, status, content_hash, updated_at)"
-            " VALUES (?, ?, ?, 'written', ?, ?)"
+            "INSERT INTO articles (article_id, url, section_id, status, content_hash, updated_at, written_from)"
+            " VALUES (?, ?, ?, 'written', ?, ?, ?)"
             " ON CONFLICT (article_id) DO UPDATE SET status = 'written',"
-            " content_hash = excluded.content_hash, updated_at = excluded.updated_at",
-            (article_id, url, section_id, content_hash, _now()),
+            " content_hash = excluded.content_hash, updated_at = excluded.updated_at, written_from = excluded.written_from",
+            (article_id, url, section_id, content_hash, _now(), source),
         )
+
+    def written_without_source(self) -> int:
+        """Written articles whose source is not known: written by a release before sources were kept."""
+        (count,) = self.db.execute("SELECT COUNT(*) FROM articles WHERE status = 'written' AND written_from IS NULL").fetchone()
+        return count
+
+    def record_source(self, article_id: str, source: str) -> bool:
+        """The source of a written article whose source is not known yet; returns whether it was not."""
+        return self.db.execute(
+            "UPDATE articles SET written_from = ? WHERE article_id = ? AND status = 'written' AND written_from IS NULL",
+            (source, article_id),
+        ).rowcount > 0
+
+    def record_unknown_sources_live(self) -> int:
+        """The written articles still without a source (their line is not in the file) are taken as read from
+        the live host, as every release before sources were kept revisited them; returns how many."""
+        return self.db.execute(
+            "UPDATE articles SET written_from = 'live' WHERE status = 'written' AND written_from IS NULL"
+        ).rowcount
+
+    def written_from_archive(self, sections: Iterable[str] | None = None) -> list[str]:
+        """URLs of the written articles read from a web archive's captures."""
+        wanted = set(sections) if sections else None
+        rows = self.db.execute("SELECT url, section_id FROM articles WHERE status = 'written' AND written_from = 'archive'")
+        return [url for url, section in rows if wanted is None or section in wanted]
 
     def mark_duplicate(self, article_id: str, url: str, section_id: str | None, content_hash: str | None) -> None:
         """A content duplicate recorded in duplicates.jsonl: done, never fetched or recorded again."""
@@ -340,19 +380,22 @@ class CrawlState:
 
     def revisit_targets(
         self, recent_since: str, budget: int, sections: Iterable[str] | None = None, seen_before: str | None = None,
+        archived: bool = True,
     ) -> list[tuple[str, str, int]]:
         """(article_id, url, page_count) of the written articles to revisit this run: every one published
         on or after ``recent_since``, every one on its way to a removal (so that its runs stay consecutive),
         and the ``budget`` least recently checked others (never checked first).
 
         With ``seen_before`` (a time), an article written or checked after it is left for a later run, unless
-        it is on its way to a removal: what was just fetched is what the site serves now."""
+        it is on its way to a removal: what was just fetched is what the site serves now. Without
+        ``archived``, the articles read from a web archive are left out (and take no part of the budget)."""
         wanted = set(sections) if sections else None
         pending_removal = "(COALESCE(r.failing_runs, 0) > 0 AND COALESCE(r.removed, 0) = 0)"
         rested = "1" if seen_before is None else f"((a.updated_at <= :seen AND COALESCE(r.checked_at, '') <= :seen) OR {pending_removal})"
+        source = "1" if archived else "COALESCE(a.written_from, 'live') != 'archive'"
         query = (
             "SELECT a.article_id, a.url, COALESCE(r.page_count, 1), a.section_id FROM articles a"
-            f" LEFT JOIN revisions r USING (article_id) WHERE a.status = 'written' AND {rested} AND {{}}"
+            f" LEFT JOIN revisions r USING (article_id) WHERE a.status = 'written' AND {rested} AND {source} AND {{}}"
         )
         values = {"since": recent_since, "budget": budget, "seen": seen_before}
         rows = list(self.db.execute(query.format(f"(r.published_date >= :since OR {pending_removal})"), values))

@@ -168,6 +168,27 @@ def test_a_capture_whose_replay_answers_404_is_owed_never_a_removal(shared_site,
     assert read_jsonl(tmp_path / "data" / "changes.jsonl") == []
 
 
+def test_a_written_article_whose_captures_are_gone_from_the_archive_is_never_removed(shared_site, section_241, tmp_path):
+    """archive mode, with every revisit and removal due at once: the archive losing the captures of an article
+    already written says nothing about the site. It is neither replayed again nor revisited, and no event."""
+    gone = next(row for row in section_241 if row["page_count"] == 2)
+    data_dir = tmp_path / "data"
+    due = {"THEORY_REVISIT_MIN_HOURS": "0", "THEORY_REMOVAL_MIN_HOURS": "0"}
+    with FakeArchive(shared_site / "www", captures_of(section_241)) as archive:
+        first = run_crawl(LEGACY_URL, data_dir, "sections=241", **archive.settings(), **due)
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert gone["article_id"] in written_ids(data_dir)
+        replays = archive.requests["replay"]
+        archive.missing = {original for _, original in captures_of([gone])}
+        for _ in range(2):  # THEORY_REMOVAL_CONFIRMATIONS runs in a row, each walking the whole index again
+            run = run_crawl(LEGACY_URL, data_dir, "sections=241", "full=1", **archive.settings(), **due)
+            assert run.returncode == 0, run.stderr[-3000:]
+            assert latest_run_report(data_dir)["revisits"]["revisited"] == 0
+        assert archive.requests["replay"] == replays
+    assert read_jsonl(data_dir / "changes.jsonl") == []
+    assert state_rows(data_dir, gone["article_id"])[0] == "written"
+
+
 def test_page_2_archived_years_after_page_1_leaves_the_article_owed_not_short(shared_site, section_241, tmp_path):
     split = next(row for row in section_241 if row["page_count"] == 2)
     others = [row for row in section_241 if row is not split]

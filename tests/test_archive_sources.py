@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from jsonschema import Draft7Validator
@@ -21,6 +23,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from conftest import SHARED_SITE, SHARED_CURRENT_SITE, MirrorServer, latest_run_report, load_expected, read_jsonl, run_crawl
 from crawl_helpers import assert_complete_once
+from fixture_server import FixtureServer
 from crawler.pipelines import load_schema
 from crawler.urls import article_page_url
 from test_replay import PYWB_BIN, free_port
@@ -209,3 +212,59 @@ def test_live_then_archive_with_the_legacy_host_down(archived_legacy_host, tmp_p
     groups = Counter(group(row["article_id"]) for row in rows)
     assert set(groups) == {group(row["article_id"]) for row in expected + current_expected}
     assert max(groups.values()) == 1 and len(rows) == 436
+
+
+def archived_paths(rows: list[dict]) -> set[str]:
+    """The paths of every page of the articles read from the archive, as the live host would serve them."""
+    return {urlsplit(article_page_url(row["url"], number)).path for row in rows for number in range(1, row["page_count"] + 1)}
+
+
+def test_articles_read_from_the_archive_are_revisited_on_the_live_host_only_in_live_archive_mode(
+    archived_legacy_host, tmp_path
+):
+    """Written in archive mode; then the legacy host is back (an in-process copy of the mirror that counts its
+    requests), and every run revisits at once: in live mode the live host, which may never have served them to
+    us, gets no revisit of them (its 404 would count toward a removal), and in live,archive mode it does."""
+    legacy_url, archive = archived_legacy_host
+    data_dir = tmp_path / "data"
+    first = run_crawl(legacy_url, data_dir, "sections=241", **archive.settings("archive"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    archived = read_jsonl(data_dir / "articles.jsonl")
+    assert archived and all("archived_from" in row for row in archived)
+    pages = archived_paths(archived)
+    revisit_now = {"THEORY_REVISIT_MIN_HOURS": "0"}
+
+    with FixtureServer(SHARED_SITE / "www") as live:
+        run = run_crawl(live.url, data_dir, "sections=241", **archive.settings("live"), **revisit_now)
+        assert run.returncode == 0, run.stderr[-3000:]
+        report = latest_run_report(data_dir)
+        assert report["revisits"]["revisited"] == 0 and report["revisits"]["skipped_archived"] == len(archived)
+        assert live.requests["/241/241.shtml"] == 1  # the live host did answer: its listing was walked
+        assert not pages & set(live.requests)
+
+        # A data dir of the release before sources were kept: its lines say which articles came from the archive.
+        with sqlite3.connect(data_dir / "state.sqlite3") as db:
+            db.execute("ALTER TABLE articles DROP COLUMN written_from")
+        db.close()
+        live.requests.clear()
+        upgraded = run_crawl(live.url, data_dir, "sections=241", **archive.settings("live"), **revisit_now)
+        assert upgraded.returncode == 0, upgraded.stderr[-3000:]
+        assert not pages & set(live.requests)
+        report = latest_run_report(data_dir)
+        assert report["revisits"]["revisited"] == 0 and report["revisits"]["skipped_archived"] == len(archived)
+        assert report["recovery"]["sources_archived"] == len(archived)
+
+        live.requests.clear()
+        both = run_crawl(live.url, data_dir, "sections=241", **archive.settings("live,archive"), **revisit_now)
+        assert both.returncode == 0, both.stderr[-3000:]
+        report = latest_run_report(data_dir)
+        assert report["revisits"]["revisited"] == len(archived) and report["revisits"]["skipped_archived"] == 0
+        assert {urlsplit(article_page_url(row["url"], 1)).path for row in archived} <= set(live.requests)
+
+        # archive mode: the legacy host gets nothing, though it is up and every article is due for a revisit.
+        live.requests.clear()
+        alone = run_crawl(live.url, data_dir, "sections=241", **archive.settings("archive"), **revisit_now)
+        assert alone.returncode == 0, alone.stderr[-3000:]
+        assert latest_run_report(data_dir)["revisits"]["revisited"] == 0
+        assert not live.requests
+    assert read_jsonl(data_dir / "changes.jsonl") == []

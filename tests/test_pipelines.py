@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -11,11 +12,11 @@ from jsonschema import Draft7Validator, FormatChecker
 from scrapy.exceptions import DropItem
 from scrapy.utils.test import get_crawler
 
-from crawler.items import ArticleItem
+from crawler.items import ArchivedArticleItem, ArticleItem
 from crawler.processors import content_hash
 from crawler.pipelines import DedupePipeline, StoragePipeline, ValidationPipeline
 from crawler.revisions import RevisitResult, corrections
-from crawler.state import CrawlState
+from crawler.state import CrawlState, written_from
 from crawler.pipelines import load_schema
 
 DUPLICATE_SCHEMA = Draft7Validator(load_schema("duplicate"), format_checker=FormatChecker())
@@ -191,6 +192,75 @@ def test_lines_written_after_the_last_sync_are_recovered_and_a_torn_line_is_cut(
     with pytest.raises(DropItem):  # written before the crash: not written again
         DedupePipeline.from_crawler(crawler).process_item(article(1))
     pipeline.close_spider()
+
+
+# --- where each written article was read: its host, or a web archive's capture ----------------------
+
+
+def archived(number: int) -> ArchivedArticleItem:
+    item = article(number)
+    capture = {"url": f"http://archive.example/coll/20151107083012id_/{item.url}", "timestamp": "20151107083012"}
+    return ArchivedArticleItem(**vars(item), archived_from=[capture])
+
+
+@pytest.mark.parametrize(
+    "record, source",
+    [
+        ({"article_id": "1"}, "live"),
+        ({"article_id": "1", "archived_from": []}, "live"),
+        ({"article_id": "1", "archived_from": [{"url": "http://a/coll/20151107083012id_/x", "timestamp": "20151107083012"}]}, "archive"),
+    ],
+    ids=["no archived_from", "empty archived_from", "archived_from"],
+)
+def test_written_from(record, source):
+    assert written_from(record) == source
+
+
+def sources(state: CrawlState) -> dict[str, str | None]:
+    return dict(state.db.execute("SELECT article_id, written_from FROM articles WHERE status = 'written'"))
+
+
+def test_each_written_line_records_its_source_and_a_killed_run_keeps_it(crawler, tmp_path):
+    storage = StoragePipeline.from_crawler(crawler)
+    storage.open_spider()
+    storage.process_item(article(1))
+    storage.process_item(archived(2))
+    storage.close_spider()
+    assert sources(crawler.spider.state) == {article(1).article_id: "live", article(2).article_id: "archive"}
+
+    # A run killed after its line was appended, before the state that counts it was committed.
+    with open(tmp_path / "articles.jsonl", "a", encoding="utf-8") as output:
+        output.write(json.dumps(vars(archived(3)), ensure_ascii=False) + "\n")
+    storage = StoragePipeline.from_crawler(crawler)
+    storage.open_spider()
+    assert sources(crawler.spider.state)[article(3).article_id] == "archive"
+    storage.close_spider()
+
+
+def test_a_state_of_the_release_before_sources_gets_them_from_the_lines_once(crawler, tmp_path):
+    storage = StoragePipeline.from_crawler(crawler)
+    storage.open_spider()
+    storage.process_item(article(1))
+    storage.process_item(archived(2))
+    storage.close_spider()
+    # Recorded as written, but its line is not in the file: nothing says where it came from.
+    crawler.spider.state.mark_written(article(3).article_id, article(3).url, "241", article(3).content_hash)
+    crawler.spider.state.close()
+    with sqlite3.connect(tmp_path / "state.sqlite3") as db:  # as the release before sources left it
+        db.execute("ALTER TABLE articles DROP COLUMN written_from")
+    db.close()
+
+    state = crawler.spider.state = CrawlState(tmp_path)
+    assert state.written_without_source() == 3
+    storage = StoragePipeline.from_crawler(crawler)
+    storage.open_spider()
+    assert sources(state) == {article(1).article_id: "live", article(2).article_id: "archive", article(3).article_id: "live"}
+    assert crawler.stats.get_value("theory/recovery/sources") == 3
+    assert crawler.stats.get_value("theory/recovery/sources_archived") == 1
+    storage.close_spider()
+    assert state.written_without_source() == 0  # the next run reads no line for it
+    ids = {article_id for article_id, _, _ in state.revisit_targets("2000-01-01", 100, archived=False)}
+    assert ids == {article(1).article_id, article(3).article_id}
 
 
 # --- revisits: the events of changes.jsonl --------------------------------------------------------

@@ -19,9 +19,12 @@ def state(tmp_path):
     state.close()
 
 
-def written(state: CrawlState, number: int, written_hours_ago: float, checked_hours_ago: float | None = None, **revision):
+def written(
+    state: CrawlState, number: int, written_hours_ago: float, checked_hours_ago: float | None = None, source: str = "live",
+    **revision,
+):
     article_id = f"19010100000000{number}"
-    state.mark_written(article_id, f"http://theory.example/241/201901/01/{article_id}.shtml", "241", f"hash{number}")
+    state.mark_written(article_id, f"http://theory.example/241/201901/01/{article_id}.shtml", "241", f"hash{number}", source)
     state.db.execute("UPDATE articles SET updated_at = ? WHERE article_id = ?", (ago(written_hours_ago), article_id))
     state.record_first_version(article_id, "2019-01-01", 1, f"hash{number}")
     if checked_hours_ago is not None:
@@ -31,9 +34,14 @@ def written(state: CrawlState, number: int, written_hours_ago: float, checked_ho
     return article_id
 
 
-def targets(state: CrawlState, min_hours: float | None, recent_since: str = "2000-01-01") -> set[str]:
+def targets(
+    state: CrawlState, min_hours: float | None, recent_since: str = "2000-01-01", budget: int = 100, archived: bool = True,
+) -> set[str]:
     seen_before = None if min_hours is None else ago(min_hours)
-    return {article_id for article_id, _, _ in state.revisit_targets(recent_since, 100, seen_before=seen_before)}
+    return {
+        article_id
+        for article_id, _, _ in state.revisit_targets(recent_since, budget, seen_before=seen_before, archived=archived)
+    }
 
 
 @pytest.mark.parametrize("recent_since", ["2000-01-01", "2100-01-01"], ids=["recent", "budget"])
@@ -65,3 +73,22 @@ def test_times_in_the_future_are_brought_back_to_now(state):
     assert targets(state, 0) == {ahead, checked_ahead}  # ... and are due once the hours have passed
     (checked_at,) = state.db.execute("SELECT checked_at FROM revisions WHERE article_id = ?", (checked_ahead,)).fetchone()
     assert checked_at <= datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@pytest.mark.parametrize("recent_since", ["2000-01-01", "2100-01-01"], ids=["recent", "budget"])
+def test_articles_read_from_an_archive_are_left_out_when_asked_and_take_no_part_of_the_budget(state, recent_since):
+    archived = written(state, 1, written_hours_ago=100, source="archive")  # never checked, first written: first in line
+    failing = written(state, 2, written_hours_ago=100, checked_hours_ago=1, source="archive", failing_runs=1)
+    live = written(state, 3, written_hours_ago=100, checked_hours_ago=50)
+    before_sources = written(state, 4, written_hours_ago=100, checked_hours_ago=60)
+    state.db.execute("UPDATE articles SET written_from = NULL WHERE article_id = ?", (before_sources,))
+    assert targets(state, 20, recent_since) == {archived, failing, live, before_sources}
+    # Not even one on its way to a removal: that way was set by a host that may never have served it.
+    assert targets(state, 20, recent_since, archived=False) == {live, before_sources}
+    if recent_since == "2100-01-01":  # none is recent: the budget decides, and the archive's take none of it
+        assert targets(state, 20, recent_since, budget=1) == {failing, archived}
+        assert targets(state, 20, recent_since, budget=1, archived=False) == {before_sources}
+    assert state.written_from_archive() == [
+        f"http://theory.example/241/201901/01/{article_id}.shtml" for article_id in (archived, failing)
+    ]
+    assert state.written_from_archive(["242"]) == []

@@ -268,6 +268,26 @@ class ArchiveSource:
             priority=priority, meta={**ARCHIVE_META, "image_url": url, "archive_original": url},
         )
 
+    # --- revisits of the articles read from the archive ---
+
+    @property
+    def revisits_archived(self) -> bool:
+        """Whether the articles read from the archive are revisited on the live host: only in live,archive
+        mode. In live mode the live host may never have served them to us, so that its 404 would be no
+        evidence of a removal; in archive mode the legacy host gets no revisit at all."""
+        return "archive" in self.legacy_sources
+
+    def count_archived_not_revisited(self, site: str) -> None:
+        if self.revisits_archived:
+            return
+        skipped = [url for url in self.state.written_from_archive(self.only_sections) if layout_of(url) == site]
+        if skipped:
+            self.logger.info(
+                "%d articles of the %s site read from a web archive are not revisited: THEORY_LEGACY_SOURCE=live"
+                " (live,archive revisits them on the live host)", len(skipped), site,
+            )
+            self.crawler.stats.inc_value("theory/revisit/skipped_archived", len(skipped))
+
     # --- live,archive: removed articles and their archived copy ---
 
     def with_archived_copy(self, result: RevisitResult) -> list:

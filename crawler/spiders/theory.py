@@ -279,9 +279,12 @@ class TheorySpider(ArchiveSource, scrapy.Spider):
         # An article written, fetched or checked within THEORY_REVISIT_MIN_HOURS is what the site serves now.
         seen_before = (now - timedelta(hours=min(self.revisit_min_hours, 24 * 365_000))).isoformat(timespec="seconds")
         targets = [
-            target for target in self.state.revisit_targets(since, self.revisit_budget, self.only_sections, seen_before)
+            target for target in self.state.revisit_targets(
+                since, self.revisit_budget, self.only_sections, seen_before, archived=self.revisits_archived,
+            )
             if layout_of(target[1]) == site
         ]
+        self.count_archived_not_revisited(site)
         if targets:
             self.logger.info("revisiting %d written articles of the %s site after the new ones", len(targets), site)
         return [self.revisit_request(self.revisit_reading(url, page_count)) for _, url, page_count in targets]
