@@ -297,7 +297,8 @@ class WarcWriter:
 
     def _not_modified_evidence(self, url: str, revisit_id: str, date: str, response_http: StatusAndHeaders):
         """The ``metadata`` record of a 304 answer, concurrent to its block-less revisit record: its status line
-        and headers as received (``EVIDENCE_STATUS_FIELD``, then one field per header, in wire order).
+        (``EVIDENCE_STATUS_FIELD``; the reason phrase is the standard one, Scrapy does not keep the one sent),
+        then one field per header, as the revisit record held them before.
 
         ``application/warc-fields`` rather than ``application/http; msgtype=response``: cdxj-indexer's default
         records (what `wacz create` and others index) and pywb's own indexer (`wb-manager add` of a WARC file)
