@@ -66,12 +66,15 @@ IDENTICAL_PAYLOAD_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-p
 EVIDENCE_STATUS_FIELD = "HTTP-Status-Line"
 
 
+# A 304's validators, named as Heritrix names them on its server-not-modified revisit records
+# (webarchive-commons' WARCConstants, set by heritrix3's ServerNotModifiedRevisit from the 304's headers).
+_VALIDATOR_FIELDS = {"etag": "WARC-Etag", "last-modified": "WARC-Last-Modified"}
+
+
 def _validators(headers: list[tuple[str, str]]) -> dict[str, str]:
-    """A 304's validators as Heritrix puts them on its server-not-modified revisit records (WARC-Etag,
-    WARC-Last-Modified: webarchive-commons' WARCConstants, set by heritrix3's ServerNotModifiedRevisit)."""
     found: dict[str, str] = {}
     for name, value in headers:
-        field = {"etag": "WARC-Etag", "last-modified": "WARC-Last-Modified"}.get(name.lower())
+        field = _VALIDATOR_FIELDS.get(name.lower())
         if field and field not in found:
             found[field] = value
     return found
@@ -523,7 +526,7 @@ def not_modified_evidence(directory: Path, ref: RecordRef) -> tuple[str, list[tu
     """(status line, headers) of the 304 whose block-less revisit record is at ``ref``, from the metadata record
     written right after it; None when there is none (damage, or another tool's revisit record).
 
-    Header names and values are the bytes as received.
+    Header names and values are bytes, as stored.
     """
     with open(Path(directory) / ref.file, "rb") as fh:
         fh.seek(ref.offset + ref.length)
