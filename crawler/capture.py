@@ -156,7 +156,9 @@ class Capture:
 
         A 304 is a server-not-modified revisit record, a 200 whose payload is the URL's last full capture's
         an identical-payload-digest revisit; both refer to that capture. For the latter, the place returned
-        is that capture's, which holds the very bytes served now (an item points at its evidence).
+        is that capture's, which holds the very bytes served now (an item points at its evidence). For a 304,
+        it is the revisit record's (block-less, so that replay serves the capture it refers to); the 304's
+        status line and headers are in a metadata record concurrent to it (``WarcWriter.write_exchange``).
         """
         url = response.url
         known = self.latest.get(url)

@@ -62,6 +62,24 @@ NOT_MODIFIED_PROFILE = "http://netpreserve.org/warc/1.1/revisit/server-not-modif
 IDENTICAL_PAYLOAD_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
 
 
+# The first field of a 304's evidence record: its HTTP status line (the headers follow as received).
+EVIDENCE_STATUS_FIELD = "HTTP-Status-Line"
+
+
+# A 304's validators, named as Heritrix names them on its server-not-modified revisit records
+# (webarchive-commons' WARCConstants, set by heritrix3's ServerNotModifiedRevisit from the 304's headers).
+_VALIDATOR_FIELDS = {"etag": "WARC-Etag", "last-modified": "WARC-Last-Modified"}
+
+
+def _validators(headers: list[tuple[str, str]]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name, value in headers:
+        field = _VALIDATOR_FIELDS.get(name.lower())
+        if field and field not in found:
+            found[field] = value
+    return found
+
+
 def payload_digest(payload: bytes) -> str:
     """WARC-Payload-Digest as warcio writes it: ``sha1:`` and the base32 SHA-1 of the payload as stored."""
     return "sha1:" + base64.b32encode(hashlib.sha1(payload).digest()).decode("ascii")
@@ -186,7 +204,10 @@ class WarcWriter:
 
         With ``revisit``, the response is stored as a ``revisit`` record instead: its HTTP headers and
         no payload, the earlier capture named by the WARC-Refers-To headers (as Heritrix and warcprox
-        write them), so replay tools serve the earlier capture's payload.
+        write them), so replay tools serve the earlier capture's payload. A server-not-modified revisit (a
+        304) has no block at all, and its validators as WARC-Etag and WARC-Last-Modified (as Heritrix writes
+        them); the 304's status line and headers follow it in a warc-fields ``metadata`` record concurrent
+        to it (``not_modified_evidence`` reads it back).
         """
         if self._closed:
             raise RuntimeError("WarcWriter is closed")
@@ -225,10 +246,22 @@ class WarcWriter:
                 refers["WARC-Refers-To"] = revisit.refers_to
             if revisit.digest:
                 refers["WARC-Payload-Digest"] = revisit.digest
+            if revisit.profile == NOT_MODIFIED_PROFILE:
+                refers.update(_validators(kept))
             response = self._builder.create_warc_record(
-                url, "revisit", warc_headers_dict={**common, **refers}, http_headers=response_http
+                url, "revisit", warc_headers_dict={**common, **refers},
+                http_headers=None if revisit.profile == NOT_MODIFIED_PROFILE else response_http,
             )
+            if revisit.profile == NOT_MODIFIED_PROFILE:
+                # A server-not-modified revisit has no block (WARC 1.1, 6.7.3 allows it): replay tools serve a
+                # revisit holding a 304's headers as that 304 (pywb 2.10: resolvingloader.py, "if redirect, don't
+                # load payload record"), but one without HTTP headers as the capture it refers to. The 304 itself
+                # goes into the metadata record after it (``not_modified_evidence``). No block: no Content-Type.
+                response.content_type = None
         response_id = response.rec_headers.get_header("WARC-Record-ID")
+        evidence = b""
+        if revisit is not None and revisit.profile == NOT_MODIFIED_PROFILE:
+            evidence = self._member(self._not_modified_evidence(url, response_id, date_str, response_http))
 
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -248,7 +281,8 @@ class WarcWriter:
         )
 
         response_member = self._member(response)
-        pair = response_member + self._member(request)
+        # The 304's evidence right after its revisit record, in the same file: read back with one seek.
+        pair = response_member + evidence + self._member(request)
         # Rotate when this pair would push a file that already holds an exchange past max_size (a
         # single exchange larger than max_size still gets written, alone in its file).
         if self._fh is not None and self._records and self._size + len(pair) > self.max_size:
@@ -261,8 +295,25 @@ class WarcWriter:
         # a power loss.
         self._append(pair)
         self._records += 1
-        self._index[self._files[-1].name].append(cdxj_line(response, status, offset, len(response_member), self._files[-1].name))
+        self._index[self._files[-1].name].append(cdxj_line(response, offset, len(response_member), self._files[-1].name))
         return RecordRef(self._files[-1].name, offset, len(response_member), response_id)
+
+    def _not_modified_evidence(self, url: str, revisit_id: str, date: str, response_http: StatusAndHeaders):
+        """The ``metadata`` record of a 304 answer, concurrent to its block-less revisit record: its status line
+        (``EVIDENCE_STATUS_FIELD``; the reason phrase is the standard one, Scrapy does not keep the one sent),
+        then one field per header, as the revisit record held them before.
+
+        ``application/warc-fields`` rather than ``application/http; msgtype=response``: cdxj-indexer's default
+        records (what `wacz create` and others index) and pywb's own indexer (`wb-manager add` of a WARC file)
+        both index a metadata record unless it is warc-fields, and an indexed one would be a capture of the
+        URL, served by replay in place of the page. The header bytes are kept as they came (latin-1).
+        """
+        fields = [(EVIDENCE_STATUS_FIELD, f"{response_http.protocol} {response_http.statusline}"), *response_http.headers]
+        body = "".join(f"{name}: {value}\r\n" for name, value in fields).encode("latin-1")
+        return self._builder.create_warc_record(
+            url, "metadata", payload=io.BytesIO(body), length=len(body), warc_content_type="application/warc-fields",
+            warc_headers_dict={"WARC-Target-URI": url, "WARC-Date": date, "WARC-Concurrent-To": revisit_id},
+        )
 
     def write_warc_fields(self, *, url: str, concurrent_to: str, fields: dict[str, str], date: datetime) -> None:
         """A ``metadata`` record (``application/warc-fields``) about the response record ``concurrent_to``,
@@ -462,6 +513,45 @@ def read_record(directory: Path, ref: RecordRef) -> tuple[str, bytes]:
     raise ValueError(f"no record at {ref}")
 
 
+_EVIDENCE_MAX = 1 << 16  # bytes read after a revisit record for its 304's evidence: headers only, small
+
+
+def is_blockless_not_modified(headers: dict[str, str], block: bytes) -> bool:
+    """Whether WARC headers (names lowercased) and block are a 304's revisit record as this crawler writes it
+    now: server-not-modified, no block (the 304 itself is in the evidence record after it)."""
+    return headers.get("warc-type") == "revisit" and headers.get("warc-profile") == NOT_MODIFIED_PROFILE and not block
+
+
+def not_modified_evidence(directory: Path, ref: RecordRef) -> tuple[str, list[tuple[bytes, bytes]]] | None:
+    """(status line, headers) of the 304 whose block-less revisit record is at ``ref``, from the metadata record
+    written right after it; None when there is none (damage, or another tool's revisit record).
+
+    Header names and values are bytes, as stored.
+    """
+    with open(Path(directory) / ref.file, "rb") as fh:
+        fh.seek(ref.offset + ref.length)
+        found = _inflate(fh.read(_EVIDENCE_MAX), 0)
+    record = warc_record(found[0]) if found else None
+    if record is None:
+        return None
+    headers, block = record
+    if (headers.get("warc-type") != "metadata" or headers.get("content-type") != "application/warc-fields"
+            or headers.get("warc-concurrent-to") != ref.record_id):
+        return None
+    lines = block.split(b"\r\n")
+    if lines[-1:] == [b""]:
+        lines.pop()
+    fields = []
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if not colon:
+            return None
+        fields.append((name.strip(), value.strip()))
+    if not fields or fields[0][0].decode("latin-1") != EVIDENCE_STATUS_FIELD:
+        return None
+    return fields[0][1].decode("latin-1"), fields[1:]
+
+
 @dataclass(frozen=True)
 class Damage:
     """A place in a WARC file where reading could not go on: a damaged member, or the file's end in a member."""
@@ -589,9 +679,10 @@ def scan_records(path: Path, on_damage) -> Iterator[ScannedRecord]:
 _MIME_END = re.compile(r"[;\s]")
 
 
-def cdxj_line(record, status: int, offset: int, length: int, filename: str) -> str:
+def cdxj_line(record, offset: int, length: int, filename: str) -> str:
     """The CDXJ line of a response or revisit record, as cdxj-indexer writes it for the same record:
-    ``<surt> <14-digit timestamp> {url, mime, status, digest, length, offset, filename}``."""
+    ``<surt> <14-digit timestamp> {url, mime, status, digest, length, offset, filename}``; a revisit
+    without HTTP headers (a 304's) has no status."""
     url = record.rec_headers.get_header("WARC-Target-URI")
     fields: dict[str, str] = {"url": url}
     if record.rec_type == "revisit":
@@ -600,7 +691,8 @@ def cdxj_line(record, status: int, offset: int, length: int, filename: str) -> s
         mime = _MIME_END.split(record.http_headers.get_header("Content-Type") or "", 1)[0].strip()
         if mime:
             fields["mime"] = mime
-    fields["status"] = str(status)
+    if record.http_headers:
+        fields["status"] = record.http_headers.get_statuscode()
     digest = record.rec_headers.get_header("WARC-Payload-Digest")
     if digest:
         fields["digest"] = digest

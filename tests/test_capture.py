@@ -183,18 +183,31 @@ def test_a_revisit_run_stores_not_modified_and_unchanged_answers_as_revisit_reco
         assert result.returncode == 0, result.stderr[-3000:]
     first, second = sorted((data_dir / "warc").glob("*.warc.gz"))
     warcio_check(second)
+    package = sorted((data_dir / "wacz").glob("*.wacz"))[-1]
+    validation = subprocess.run([str(BIN / "wacz"), "validate", "-f", str(package)], capture_output=True, text=True, timeout=300)
+    assert validation.returncode == 0 and "valid" in validation.stdout, validation.stdout + validation.stderr
     from warcio.archiveiterator import ArchiveIterator
 
     kinds = []
+    # The status of each answer: its own HTTP headers', or for a revisit record without a block (a 304's) the
+    # status line in the evidence record concurrent to it.
+    evidence = {}
     with open(second, "rb") as stream:
         for record in ArchiveIterator(stream):
             if record.rec_type in ("response", "revisit"):
-                kinds.append((record.rec_type, record.http_headers.get_statuscode(), record.rec_headers.get_header("WARC-Profile")))
+                status = record.http_headers.get_statuscode() if record.http_headers else None
+                kinds.append((record.rec_type, status, record.rec_headers.get_header("WARC-Profile"),
+                              record.rec_headers.get_header("WARC-Record-ID")))
+            elif record.rec_type == "metadata" and record.rec_headers.get_header("Content-Type") == "application/warc-fields":
+                first_field = record.content_stream().read().split(b"\r\n", 1)[0].decode()
+                evidence[record.rec_headers.get_header("WARC-Concurrent-To")] = first_field.split(" ")[2]
+    kinds = [(kind, status or evidence.get(record_id), profile, status is None) for kind, status, profile, record_id in kinds]
     not_modified = "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
     identical = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
-    assert ("revisit", "304", not_modified) in kinds
-    assert all(kind == ("revisit", "304", not_modified) for kind in kinds if kind[1] == "304")
-    assert ("revisit", "200", identical) in kinds  # robots.txt, the home and the listings did not change
+    assert ("revisit", "304", not_modified, True) in kinds
+    # Every 304 is a block-less server-not-modified revisit record, and every such record is a 304's.
+    assert all(kind == ("revisit", "304", not_modified, True) for kind in kinds if kind[1] == "304" or kind[3])
+    assert ("revisit", "200", identical, False) in kinds  # robots.txt, the home and the listings did not change
     assert not any(kind[0] == "response" and kind[1] == "200" for kind in kinds), kinds
     index = [json.loads(line.split(" ", 2)[2]) for line in Path(f"{second}.cdxj").read_text().splitlines()]
     assert sum(entry.get("mime") == "warc/revisit" for entry in index) == sum(kind[0] == "revisit" for kind in kinds)

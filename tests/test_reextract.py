@@ -195,3 +195,43 @@ def test_a_removal_whose_evidence_is_damaged_is_not_judged_again(serve_mirror, s
     assert "1 left out (answers or pages not in the capture)" in damaged.stdout, damaged.stdout
     assert read_jsonl(tmp_path / "damaged" / "changes.jsonl") == []
     assert without(read_jsonl(tmp_path / "damaged" / ARTICLES), "crawled_at") == without(read_jsonl(data_dir / ARTICLES), "crawled_at")
+
+
+def test_a_304_revisit_record_reads_back_as_the_bare_304_in_the_new_form_the_old_form_and_another_tools(tmp_path):
+    """A 304 is now a block-less revisit record and a warc-fields metadata record after it; earlier releases wrote
+    it as a revisit record holding the 304's headers; another tool's block-less revisit may have no evidence
+    record at all. Each comes back as a 304 (what a revisit's judgement reads), with the headers where known."""
+    from scrapy.http import Request, Response
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    from crawler.capture import Capture
+    from crawler.commands.reextract import read_response, scan
+    from crawler.warc import NOT_MODIFIED_PROFILE
+
+    url = "http://theory.example/241/201901/01/190101000000001.shtml"
+    not_modified = [("ETag", '"5f-abc"'), ("Date", "Mon, 06 May 2024 07:08:09 GMT")]
+    warc_dir = tmp_path / "warc"
+    with open(tmp_path.joinpath("old.warc.gz"), "wb") as fh:  # an earlier release's, and another tool's
+        writer = WARCWriter(fh, gzip=True, warc_version="WARC/1.1")
+        refers = {"WARC-Profile": NOT_MODIFIED_PROFILE, "WARC-Refers-To-Target-URI": url}
+        writer.write_record(writer.create_warc_record(
+            url, "revisit", warc_headers_dict=dict(refers),
+            http_headers=StatusAndHeaders("304 Not Modified", not_modified, protocol="HTTP/1.1")))
+        writer.write_record(writer.create_warc_record(url, "revisit", warc_headers_dict=dict(refers)))
+    capture = Capture(tmp_path, 10**8, {})
+    request = Request(url)
+    capture.record(request, Response(url, status=200, headers={"Content-Type": "text/html"}, body=b"<html></html>", request=request))
+    new = capture.record(request, Response(url, status=304, headers=not_modified, request=request))
+    capture.writer.close()
+    shutil.move(tmp_path / "old.warc.gz", warc_dir / "a-20190101T000000Z-00000.warc.gz")
+
+    found = scan(warc_dir, lambda info: ("", ""))
+    old_form, another_tools = [place for place in found.responses.values() if place.file.startswith("a-")]
+    answers = {name: read_response(warc_dir, found.responses[place.record_id])
+               for name, place in [("new", new), ("old", old_form), ("another tool's", another_tools)]}
+    assert {name: (response.url, response.status, response.body) for name, response in answers.items()} == {
+        name: (url, 304, b"") for name in answers}
+    for name in ("new", "old"):
+        assert answers[name].headers.to_unicode_dict() == {"Etag": '"5f-abc"', "Date": "Mon, 06 May 2024 07:08:09 GMT"}, name
+    assert not answers["another tool's"].headers

@@ -444,11 +444,15 @@ def test_an_article_record_lists_its_pages_response_records(tmp_path, capsys):
     assert json.loads(body) == {"article_id": "190101000000001", "url": article["url"], "pages": [ref.record_id for ref in pages]}
 
 
-def scrapy_exchange(url: str, status: int, body: bytes):
+def scrapy_exchange(url: str, status: int, body: bytes, headers=None):
     from scrapy.http import Request, Response
 
     request = Request(url, headers={"User-Agent": "theory-crawler/test"})
-    return request, Response(url, status=status, headers={"Content-Type": "text/html"}, body=body, request=request)
+    return request, Response(url, status=status, headers=headers or {"Content-Type": "text/html"}, body=body, request=request)
+
+
+NOT_MODIFIED_HEADERS = [("Date", "Mon, 06 May 2024 07:08:09 GMT"), ("ETag", '"5f-abc"'),
+                        ("Last-Modified", "Tue, 01 Jan 2019 00:00:00 GMT")]
 
 
 def test_unchanged_answers_are_revisit_records_that_refer_to_the_last_full_capture(tmp_path, capsys):
@@ -462,7 +466,7 @@ def test_unchanged_answers_are_revisit_records_that_refer_to_the_last_full_captu
     # The next run (a new Capture, the index of earlier captures read back from its file).
     second_run = Capture(tmp_path, 10**8, {})
     unchanged = second_run.record(*scrapy_exchange(url, 200, GBK))
-    not_modified = second_run.record(*scrapy_exchange(url, 304, b""))
+    not_modified = second_run.record(*scrapy_exchange(url, 304, b"", NOT_MODIFIED_HEADERS))
     changed = second_run.record(*scrapy_exchange(url, 200, GBK + b"<p>revised</p>"))
     again = second_run.record(*scrapy_exchange(url, 200, GBK + b"<p>revised</p>"))
     second_run.close("finished")
@@ -477,7 +481,22 @@ def test_unchanged_answers_are_revisit_records_that_refer_to_the_last_full_captu
     identical, server_not_modified, full, identical_to_changed = (headers for headers, _ in answers)
     assert identical.get_header("WARC-Profile") == "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
     assert server_not_modified.get_header("WARC-Profile") == "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
-    assert answers[1][1].get_statuscode() == "304"
+    # The 304's revisit record has no block (replay then serves the capture it refers to), the validators
+    # as Heritrix writes them; the 304 itself is in the warc-fields metadata record right after it.
+    assert answers[1][1] is None and server_not_modified.get_header("Content-Length") == "0"
+    assert server_not_modified.get_header("Content-Type") is None
+    assert server_not_modified.get_header("WARC-Etag") == '"5f-abc"'
+    assert server_not_modified.get_header("WARC-Last-Modified") == "Tue, 01 Jan 2019 00:00:00 GMT"
+    assert not_modified.record_id == server_not_modified.get_header("WARC-Record-ID")
+    all_records = records(path)
+    (at,) = [i for i, (headers, _, _, _) in enumerate(all_records) if headers.get_header("WARC-Record-ID") == not_modified.record_id]
+    evidence, _, block, _ = all_records[at + 1]
+    assert evidence.get_header("WARC-Type") == "metadata"
+    assert evidence.get_header("Content-Type") == "application/warc-fields"
+    assert evidence.get_header("WARC-Concurrent-To") == not_modified.record_id
+    assert evidence.get_header("WARC-Target-URI") == url
+    assert block == (b"HTTP-Status-Line: HTTP/1.1 304 Not Modified\r\n"
+                     b"Date: Mon, 06 May 2024 07:08:09 GMT\r\nEtag: \"5f-abc\"\r\nLast-Modified: Tue, 01 Jan 2019 00:00:00 GMT\r\n")
     for revisit in (identical, server_not_modified):
         assert revisit.get_header("WARC-Refers-To-Target-URI") == url
         assert revisit.get_header("WARC-Refers-To") == original.record_id
@@ -520,7 +539,7 @@ def test_the_cdxj_lines_made_while_writing_equal_cdxj_indexers_for_the_same_file
     url = EXCHANGES[3]["url"]
     page = capture.record(*scrapy_exchange(url, 200, GBK))
     capture.record(*scrapy_exchange(url, 200, GBK))  # identical-payload-digest revisit
-    capture.record(*scrapy_exchange(url, 304, b""))  # server-not-modified revisit
+    not_modified = capture.record(*scrapy_exchange(url, 304, b"", NOT_MODIFIED_HEADERS))  # block-less revisit
     capture.record(*scrapy_exchange("http://Theory.Example/%E6%97%A0%E6%A0%87?q=%E7%90%86&a=1", 200, b"x"))
     capture.article_written({"article_id": "190101000000001", "url": url, "crawled_at": "2024-05-06T07:08:09Z",
                              "title": "国标编码", "warc": [vars(page)]})
@@ -536,3 +555,27 @@ def test_the_cdxj_lines_made_while_writing_equal_cdxj_indexers_for_the_same_file
     copy = Path(shutil.copy(path, elsewhere))
     assert made == write_cdxj(copy).read_text()
     assert len(made.splitlines()) == len(EXCHANGES) + 4
+    # The block-less revisit is indexed without a status (it holds no HTTP headers), as cdxj-indexer does.
+    (line,) = [json.loads(entry.split(" ", 2)[2]) for entry in made.splitlines() if f'"offset": "{not_modified.offset}"' in entry]
+    assert line["mime"] == "warc/revisit" and "status" not in line
+
+
+def test_the_evidence_of_a_304_is_no_capture_for_the_indexers_of_replay_tools(tmp_path):
+    """cdxj-indexer's default records (`wacz create`, `cdxj-indexer FILE`) index metadata records unless they are
+    warc-fields: the 304's evidence record has the page's URL and must never be replayed in its place."""
+    from cdxj_indexer.main import CDXJIndexer
+
+    from crawler.capture import Capture
+
+    capture = Capture(tmp_path, 10**8, {})
+    url = EXCHANGES[3]["url"]
+    capture.record(*scrapy_exchange(url, 200, GBK))
+    not_modified = capture.record(*scrapy_exchange(url, 304, b"", NOT_MODIFIED_HEADERS))
+    (path,) = capture.writer.close()
+    assert [h.get_header("WARC-Type") for h, _, _, _ in records(path)] == [
+        "warcinfo", "response", "request", "revisit", "metadata", "request"]
+    out = tmp_path / "default.cdxj"
+    CDXJIndexer(output=str(out), inputs=[str(path)]).process_all()  # its default records
+    entries = [json.loads(line.split(" ", 2)[2]) for line in out.read_text().splitlines()]
+    # (py-wacz, once imported, adds warcinfo records to those defaults: they have no URL of a page)
+    assert [entry["offset"] for entry in entries if entry.get("url") == url] == [str(records(path)[1][3]), str(not_modified.offset)]

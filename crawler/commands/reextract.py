@@ -35,7 +35,9 @@ from crawler.revisions import NOT_FOUND_PHRASES, PRESENT, RevisitReading, Revisi
 from crawler.readers import current, legacy
 from crawler.state import CrawlLocked, CrawlState
 from crawler.urls import ARTICLE_PATH, LEGACY, article_id, canonical_article_url, channel_of, host_of, layout_of
-from crawler.warc import SUFFIX, Damage, RecordRef, ScannedRecord, scan_records, warc_record
+from crawler.warc import (
+    SUFFIX, Damage, RecordRef, ScannedRecord, is_blockless_not_modified, not_modified_evidence, scan_records, warc_record,
+)
 
 
 class Stats(Counter):
@@ -51,11 +53,14 @@ class Stats(Counter):
         return self.get(key, default)
 
 
-def _fast_response(member: bytes):
+def _inflated_record(member: bytes) -> tuple[dict[str, str], bytes] | None:
     try:
-        record = warc_record(zlib.decompress(member, zlib.MAX_WBITS | 16))
+        return warc_record(zlib.decompress(member, zlib.MAX_WBITS | 16))
     except zlib.error:
         return None
+
+
+def _fast_response(record: tuple[dict[str, str], bytes] | None):
     if record is None:
         return None
     warc_headers, block = record
@@ -208,12 +213,27 @@ def read_response(warc_dir: Path, place: ScannedRecord):
     with open(warc_dir / place.file, "rb") as fh:
         fh.seek(place.offset)
         member = fh.read(place.length)
-    fast = _fast_response(member)
+    record = _inflated_record(member)
+    fast = _fast_response(record)
     if fast is not None:
         return fast
+    if record is not None and is_blockless_not_modified(*record):
+        return not_modified_response(warc_dir, place)
     for record in ArchiveIterator(io.BytesIO(member)):
         return as_response(record, record.content_stream().read())  # the payload, Content-Encoding undone
     raise ValueError(f"no record at {place.file}:{place.offset}")
+
+
+def not_modified_response(warc_dir: Path, place: ScannedRecord):
+    """The bare 304 that a block-less server-not-modified revisit record stands for: its status from the profile,
+    its headers from the evidence record after it when that is there (a judgement needs only the status).
+
+    Captures of earlier releases hold the 304 in the revisit record itself: ``_fast_response`` reads those."""
+    evidence = not_modified_evidence(warc_dir, RecordRef(place.file, place.offset, place.length, place.record_id))
+    pairs = evidence[1] if evidence else []
+    headers = Headers([(k, v) for k, v in pairs if k.lower() not in (b"content-encoding", b"content-length")])
+    cls = responsetypes.from_args(headers=headers, url=place.url, body=b"")
+    return cls(url=place.url, status=304, headers=headers, body=b"")
 
 
 class Command(ScrapyCommand):
