@@ -11,7 +11,9 @@ A CDX server answers which captures it holds under a URL prefix. Two answer form
   ``status``, ...), no resume keys. An answer of ``limit`` captures may have been cut short: the query is
   split by year (``from``/``to``), and a year still over the limit leaves the walk incomplete.
 
-One query per legacy section prefix (``<host>/241/*``), so that no answer holds the whole host. Both
+One query per legacy section prefix (``<host>/241/*``), so that no answer holds the whole host; in a full
+walk, the sections are those the archive's latest capture of the legacy home names (``HomeLookup``,
+``plan_sections``), with the ones the site is known to have had. Both
 servers are asked for status 200 and HTML only, and the answer is filtered again here (a server may ignore
 a filter): the article grammar of ``crawler.urls``, status 200, an HTML MIME type.
 
