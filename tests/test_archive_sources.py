@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
-import shutil
 import time
 import urllib.error
 import urllib.request

@@ -83,9 +83,7 @@ class ArchiveSource:
 
     def start_archive_walk(self, why: str) -> list[scrapy.Request]:
         """The walk of the archive's index for the legacy site's articles, once a run."""
-        if not self.uses_archive or ARCHIVE_WALK in self.walks:
-            return []
-        if self.home_lookup is not None:
+        if not self.uses_archive or ARCHIVE_WALK in self.walks or self.home_lookup is not None:
             return []
         host = host_of(self.base_url)
         owed = [url for url in self.state.pending(self.only_sections) if layout_of(url) == LEGACY]
