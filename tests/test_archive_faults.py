@@ -294,7 +294,7 @@ def test_an_archive_without_a_capture_of_the_home_walks_the_known_sections_and_i
         result = crawl(archive, tmp_path / "data", "sections=241")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (
-        "archive: no section read from a capture of the legacy home (no_home_capture); walking the sections the site"
+        "archive: no section read from a capture of the legacy home (no_home_capture); falling back to the sections the site"
         " is known to have had: 239, 241, 242, 251, 252, 253"
     ) in result.stderr
     report = latest_run_report(tmp_path / "data")
@@ -313,7 +313,7 @@ def test_a_home_capture_whose_replay_fails_leaves_the_walk_incomplete(shared_sit
         result = crawl(archive, data_dir, "sections=241")
         assert result.returncode == 4, result.stderr[-3000:]
         assert f"archive: the replay of the home's capture {archive.url}{CAPTURED}id_/{home} failed: http_404" in result.stderr
-        assert "(archive_http_404); walking the sections the site is known to have had" in result.stderr
+        assert "(archive_http_404); falling back to the sections the site is known to have had" in result.stderr
         report = latest_run_report(data_dir)
         assert report["incomplete_walks"] == {"archive": [f"home {CAPTURED}id_/{home} (archive_http_404)"]}
         assert report["archive"]["sections_from"] == "known_list (archive_http_404)"

@@ -174,7 +174,7 @@ class ArchiveSource:
         stats.set_value("theory/archive/sections_from", "home" if plan.from_home else f"known_list ({plan.fallback})")
         if not plan.from_home:
             self.logger.warning(
-                "archive: no section read from a capture of the legacy home (%s); walking the sections the site is"
+                "archive: no section read from a capture of the legacy home (%s); falling back to the sections the site is"
                 " known to have had: %s%s", plan.fallback, ", ".join(LEGACY_SECTIONS),
                 "" if plan.complete else " (the walk is incomplete: the home is asked again next run)",
             )
