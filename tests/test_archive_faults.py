@@ -64,10 +64,12 @@ class FakeArchive:
                 refusal = self.refusals.pop(0) if self.refusals else self.refuse_always
             if refusal:
                 return refusal[0], refusal[1], b"refused"
-            prefix = parse_qs(query)["url"][0].removesuffix("*")
+            asked = parse_qs(query)["url"][0]
+            prefix = asked.removesuffix("*")
             lines = [
                 json.dumps({"urlkey": "", "timestamp": stamp, "url": url, "mime": "text/html", "status": "200"}) + "\n"
-                for stamp, url in self.captures if url.split("://", 1)[1].startswith(prefix)
+                for stamp, url in self.captures
+                if (url.split("://", 1)[1].startswith(prefix) if asked.endswith("*") else url.split("://", 1)[1] == asked)
             ]
             body = "".join(lines).encode()
             return 200, {"Content-Type": "text/x-ndjson"}, body[: len(body) * 2 // 3] if self.cut else body
@@ -122,7 +124,8 @@ def test_a_429_with_retry_after_is_waited_out_and_asked_again(shared_site, secti
         result = crawl(archive, tmp_path / "data", "sections=241")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "the archive answered 429" in result.stderr and "trying again in 1.0 s" in result.stderr
-    assert archive.requests["cdx"] == 2
+    # The home's two forms (the first refused once, then asked again), then the section.
+    assert archive.requests["cdx"] == 4
     assert written_ids(tmp_path / "data") == {row["article_id"] for row in section_241}
     report = latest_run_report(tmp_path / "data")
     assert report["archive"]["retries"] == 1
@@ -242,20 +245,20 @@ def test_live_then_archive_reads_an_article_the_live_host_no_longer_has(shared_s
 def test_after_an_incomplete_walk_the_next_run_walks_the_index_in_full(shared_site, section_241, tmp_path):
     data_dir = tmp_path / "data"
     with FakeArchive(shared_site / "www", captures_of(section_241)) as archive:
-        first = crawl(archive, data_dir, "revisit=0")  # a full walk: one query per section
+        first = crawl(archive, data_dir, "revisit=0")  # a full walk: the home's two forms, one query per section
         assert first.returncode == 0, first.stderr[-3000:]
-        assert archive.requests["cdx"] == 6
+        assert archive.requests["cdx"] == 8
         archive.cut = True
         cut = crawl(archive, data_dir, "revisit=0")  # incremental: one query for the host, cut short
         assert cut.returncode == 4, cut.stderr[-3000:]
-        assert archive.requests["cdx"] == 7
+        assert archive.requests["cdx"] == 9
         archive.cut = False
         again = crawl(archive, data_dir, "revisit=0")
         assert again.returncode == 0, again.stderr[-3000:]
-        assert archive.requests["cdx"] == 13
+        assert archive.requests["cdx"] == 17
         assert latest_run_report(data_dir)["incomplete_walks"] == {}
         whole = crawl(archive, data_dir, "revisit=0")  # complete again: incremental again
-        assert whole.returncode == 0 and archive.requests["cdx"] == 14
+        assert whole.returncode == 0 and archive.requests["cdx"] == 18
     assert written_ids(data_dir) == {row["article_id"] for row in section_241}
 
 
@@ -283,3 +286,42 @@ def test_a_removed_event_names_the_latest_archived_copy_in_live_archive_mode(sha
     assert event["event"] == "removed" and event["article_id"] == gone["article_id"]
     assert event["archived_copy"] == f"{archive.url}{YEARS_LATER}id_/{base}{gone['url']}"
     assert archive.requests["cdx"] == 2 and archive.requests["replay"] == 0
+
+
+def test_an_archive_without_a_capture_of_the_home_walks_the_known_sections_and_is_complete(shared_site, section_241, tmp_path):
+    """Nothing more can be learned from the archive: a warning, a stat, the known list, exit 0."""
+    with FakeArchive(shared_site / "www", captures_of(section_241)) as archive:
+        result = crawl(archive, tmp_path / "data", "sections=241")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (
+        "archive: no section read from a capture of the legacy home (no_home_capture); falling back to the sections the site"
+        " is known to have had: 239, 241, 242, 251, 252, 253"
+    ) in result.stderr
+    report = latest_run_report(tmp_path / "data")
+    assert report["archive"]["sections_from"] == "known_list (no_home_capture)"
+    assert report["archive"]["sections_fallback/no_home_capture"] == 1
+    assert report["incomplete_walks"] == {}
+    assert written_ids(tmp_path / "data") == {row["article_id"] for row in section_241}
+
+
+def test_a_home_capture_whose_replay_fails_leaves_the_walk_incomplete(shared_site, section_241, tmp_path):
+    """The index lists a capture of the home that does not replay: the known sections are walked, and the
+    walk is incomplete (exit 4), so that the next run asks for the home again."""
+    home = LEGACY_URL  # the fake replays files of the mirror: "/" is none, a 404
+    data_dir = tmp_path / "data"
+    with FakeArchive(shared_site / "www", [(CAPTURED, home), *captures_of(section_241)]) as archive:
+        result = crawl(archive, data_dir, "sections=241")
+        assert result.returncode == 4, result.stderr[-3000:]
+        assert f"archive: the replay of the home's capture {archive.url}{CAPTURED}id_/{home} failed: http_404" in result.stderr
+        assert "(archive_http_404); falling back to the sections the site is known to have had" in result.stderr
+        report = latest_run_report(data_dir)
+        assert report["incomplete_walks"] == {"archive": [f"home {CAPTURED}id_/{home} (archive_http_404)"]}
+        assert report["archive"]["sections_from"] == "known_list (archive_http_404)"
+        assert written_ids(data_dir) == {row["article_id"] for row in section_241}
+
+        # Now the home replays (as /index.shtml): its sections are read, the walk completes.
+        archive.captures = [(YEARS_LATER, home + "index.shtml"), *captures_of(section_241)]
+        again = crawl(archive, data_dir, "sections=241", "revisit=0")
+    assert again.returncode == 0, again.stderr[-3000:]
+    report = latest_run_report(data_dir)
+    assert report["archive"]["sections_from"] == "home" and report["incomplete_walks"] == {}

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -92,9 +94,7 @@ class Archive:
         self.log.close()
 
 
-@pytest.fixture(scope="module")
-def archived_legacy_host(tmp_path_factory):
-    """The legacy mirror captured by a crawl, put into pywb, and its server stopped: (its URL, the archive)."""
+def require_pywb_and_mirror() -> None:
     if PYWB_BIN is None or not (PYWB_BIN / "wayback").exists():
         reason = "pywb is not installed: set THEORY_PYWB_BIN to the bin directory of a venv with pywb"
         if os.environ.get("CI") == "true":
@@ -104,16 +104,87 @@ def archived_legacy_host(tmp_path_factory):
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true but the shared mirror is missing at {SHARED_SITE}")
         pytest.skip(f"the shared mirror is not at {SHARED_SITE}")
-    tmp = tmp_path_factory.mktemp("archive")
-    mirror = MirrorServer(SHARED_SITE / "serve.py", SHARED_SITE / "www")
+
+
+@contextmanager
+def archived_mirror(www: Path, tmp: Path):
+    """A legacy mirror (``www``) captured by a crawl, put into pywb, and its server stopped: (its URL, the archive)."""
+    require_pywb_and_mirror()
+    mirror = MirrorServer(SHARED_SITE / "serve.py", www)
     try:
         captured = run_crawl(mirror.url, tmp / "capture")
     finally:
         mirror.stop()  # the legacy host is gone from here on
     assert captured.returncode == 0, captured.stderr[-3000:]
     archive = Archive(PYWB_BIN, tmp / "pywb", sorted((tmp / "capture" / "wacz").glob("*.wacz")))
-    yield mirror.url, archive
-    archive.stop()
+    try:
+        yield mirror.url, archive
+    finally:
+        archive.stop()
+
+
+@pytest.fixture(scope="module")
+def archived_legacy_host(tmp_path_factory):
+    with archived_mirror(SHARED_SITE / "www", tmp_path_factory.mktemp("archive")) as host:
+        yield host
+
+
+# A section the mirror lacks, and so does the list of sections the site is known to have had: a copy of 253
+# (读书) under a new id, each article under a new id (the same URL date, other milliseconds) and title, so that
+# neither the dedupe by id nor the one by content drops the copies.
+NEW_SECTION, COPIED_SECTION = "254", "253"
+NEW_SECTION_NAME = "理论新篇"
+
+
+def new_article_id(article_id: str) -> str:
+    return article_id[:-3] + f"{(int(article_id[-3:]) + 500) % 1000:03d}"
+
+
+def mirror_with_new_section(www: Path, expected: list[dict]) -> dict[str, str]:
+    """Adds the section to a copy of the mirror's www (its directory, and a link in the home's channel nav);
+    returns the new article ids and the ids they are copies of."""
+    copied = {row["article_id"] for row in expected if row["url"].startswith(f"/{COPIED_SECTION}/")}
+    renamed = {original: new_article_id(original) for original in copied}
+    assert not set(renamed.values()) & {row["article_id"] for row in expected}
+
+    def moved(data: bytes) -> bytes:  # ASCII in GBK pages: digits and "/" are never part of a double byte
+        data = data.replace(f"/{COPIED_SECTION}/".encode(), f"/{NEW_SECTION}/".encode())
+        data = data.replace(f"{COPIED_SECTION}_".encode(), f"{NEW_SECTION}_".encode())
+        data = data.replace(f"{COPIED_SECTION}.shtml".encode(), f"{NEW_SECTION}.shtml".encode())
+        for original, new in renamed.items():
+            data = data.replace(original.encode(), new.encode())
+        return data.replace(b'<div class="ctitle"><span>', f'<div class="ctitle"><span>{NEW_SECTION} '.encode())
+
+    for source in sorted((www / COPIED_SECTION).rglob("*")):
+        if source.is_file():
+            target = www / moved(f"/{source.relative_to(www)}".encode()).decode().lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            page = moved(source.read_bytes())
+            if target.parent != www / NEW_SECTION:
+                # An article page that links its section nowhere: its section's name is the home's (the fallback).
+                page = page.replace(f'/{NEW_SECTION}/{NEW_SECTION}.shtml"'.encode(), f'/{NEW_SECTION}/"'.encode())
+            target.write_bytes(page)
+    home = www / "index.shtml"
+    nav_end = b'</ul></div>'
+    page = home.read_bytes()
+    link = f'<li><a href="/{NEW_SECTION}/{NEW_SECTION}.shtml">{NEW_SECTION_NAME}</a></li>'.encode("gbk")
+    assert page.count(nav_end) >= 1 and b'class="channel_nav"' in page
+    start = page.index(b'class="channel_nav"')
+    end = page.index(nav_end, start)
+    home.write_bytes(page[:end] + link + page[end:])
+    return {new: original for original, new in renamed.items()}
+
+
+@pytest.fixture(scope="module")
+def archived_host_with_a_new_section(tmp_path_factory):
+    """As ``archived_legacy_host``, from a copy of the mirror with a section the known list lacks:
+    (its URL, the archive, new article id -> the id of the article it copies)."""
+    require_pywb_and_mirror()
+    tmp = tmp_path_factory.mktemp("archive_new_section")
+    www = Path(shutil.copytree(SHARED_SITE / "www", tmp / "www"))
+    copies = mirror_with_new_section(www, load_expected(SHARED_SITE))
+    with archived_mirror(www, tmp) as (url, archive):
+        yield url, archive, copies
 
 
 def assert_replays_name_their_capture(data_dir: Path, rows: list[dict], replay_url: str) -> None:
@@ -268,3 +339,31 @@ def test_articles_read_from_the_archive_are_revisited_on_the_live_host_only_in_l
         assert latest_run_report(data_dir)["revisits"]["revisited"] == 0
         assert not live.requests
     assert read_jsonl(data_dir / "changes.jsonl") == []
+
+
+def test_a_full_archive_walk_reads_the_sections_from_the_archived_home(archived_host_with_a_new_section, tmp_path):
+    """The archive's latest capture of the home names a section the known list lacks: its articles are read."""
+    legacy_url, archive, copies = archived_host_with_a_new_section
+    expected = load_expected(SHARED_SITE)
+    data_dir = tmp_path / "data"
+    result = run_crawl(legacy_url, data_dir, **archive.settings("archive"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = read_jsonl(data_dir / "articles.jsonl")
+    new = [row for row in rows if row["section_id"] == NEW_SECTION]
+    assert new, f"no article of section {NEW_SECTION} (not in the known list) was read"
+    assert all(row["url"].startswith(f"{legacy_url}{NEW_SECTION}/") and "archived_from" in row for row in new)
+    # Named as the archived home's navigation names the section, as live mode names it from the live home.
+    assert {row["section_name"] for row in new} == {NEW_SECTION_NAME}
+    # One copy of each content group of the copied section (two copies of one content are duplicates too).
+    group = {row["article_id"]: row["duplicate_of"] or row["article_id"] for row in expected}
+    copied_groups = Counter(group[copies[row["article_id"]]] for row in new)
+    assert max(copied_groups.values()) == 1 and set(copied_groups) == {group[original] for original in copies.values()}
+    # The rest of the site exactly as from the mirror's own capture.
+    old = [row for row in rows if row["section_id"] != NEW_SECTION]
+    assert len(old) == 291
+    assert_every_field_exact(old, expected)
+
+    assert re.search(rf"the home's capture \S+id_/{re.escape(legacy_url)} names the sections 239 理论要闻, .*, {NEW_SECTION} {NEW_SECTION_NAME}", result.stderr)
+    report = latest_run_report(data_dir)
+    assert report["archive"]["sections_from"] == "home"
+    assert report["exit_status"] == 0 and report["incomplete_walks"] == {}

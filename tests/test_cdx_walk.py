@@ -8,7 +8,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from crawler.walks.cdx import (
-    DONE, QUERY_CAP, Answer, Capture, CdxWalk, Query, article_prefix, first_page_capture, later_page_capture, parse_answer, section_prefixes, since_for,
+    DONE, NO_HOME_CAPTURE, NO_SECTION_READ, QUERY_CAP, Answer, Capture, CdxWalk, HomeLookup, Query, SectionPlan, article_prefix,
+    first_page_capture, is_home_capture, later_page_capture, parse_answer, plan_sections, section_prefixes, since_for,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cdx"
@@ -204,3 +205,75 @@ def test_replay_url_is_raw_mode():
 
 def test_article_prefix_matches_every_page_of_one_article():
     assert article_prefix("http://127.0.0.1:8000/241/201511/06/151106114633189.shtml") == "127.0.0.1:8000/241/201511/06/151106114633189"
+
+
+# --- the sections of a full walk, from the archive's capture of the legacy home ---
+
+
+@pytest.mark.parametrize(
+    "name, captures",
+    [
+        # A 302 and a revisit record are no capture of the page; the default port is the same host.
+        ("wayback_home.json", [
+            Capture("20150310101010", f"{LEGACY}/"), Capture("20190815080000", f"{LEGACY}/"),
+        ]),
+        # A URL with a query string is another page than the one replayed at the bare URL.
+        ("pywb_home.jsonl", [Capture("20261206020230", f"{MIRROR}/index.shtml")]),
+        # The answer to a section's prefix: articles and listings, no home.
+        ("pywb_241.jsonl", []),
+    ],
+)
+def test_home_captures(name, captures):
+    assert parse_answer((FIXTURES / name).read_bytes(), page=is_home_capture).captures == captures
+
+
+def test_the_home_query_asks_for_that_url_only():
+    assert params(Query("theory.workercn.cn/index.shtml", exact=True), limit=100)[0] == ("url", "theory.workercn.cn/index.shtml")
+
+
+def test_the_home_is_asked_in_both_forms_and_its_latest_capture_is_replayed():
+    lookup = HomeLookup("theory.workercn.cn")
+    first = lookup.next_query()
+    lookup.read(first, parse_answer((FIXTURES / "wayback_home.json").read_bytes(), page=is_home_capture))
+    second = lookup.next_query()
+    lookup.read(second, Answer([Capture("20160101000000", f"{LEGACY}/index.shtml")]))
+    assert [first, second] == [Query("theory.workercn.cn/", exact=True), Query("theory.workercn.cn/index.shtml", exact=True)]
+    assert lookup.next_query() is None
+    assert lookup.latest() == Capture("20190815080000", f"{LEGACY}/")
+    assert lookup.plan(["239", "254"], KNOWN, None, None) == SectionPlan(["239", "254", "241", "253"], from_home=True)
+
+
+KNOWN = ["239", "241", "253"]
+
+
+@pytest.mark.parametrize(
+    "read, only, channel, failures, captured, sections, from_home, fallback, complete",
+    [
+        # The home's sections first, in its order, then the known ones it does not name.
+        (["254", "241"], None, None, [], True, ["254", "241", "239", "253"], True, None, True),
+        # -a sections= restricts the walk to the sections given; the channel's id is never a legacy section.
+        (["254", "241"], ["254"], None, [], True, ["254"], True, None, True),
+        (["254", "241"], None, "241", [], True, ["254", "239", "253"], True, None, True),
+        # The archive holds no capture of the home, or one that names no section: its last word, complete.
+        ([], None, None, [], False, KNOWN, False, NO_HOME_CAPTURE, True),
+        ([], None, None, [], True, KNOWN, False, NO_SECTION_READ, True),
+        # The home's query or replay failed: a retry next run can do better, incomplete.
+        ([], None, None, [("home h/", "http_503")], False, KNOWN, False, "http_503", False),
+        ([], None, None, [("home 2015id_/http://h/", "archive_http_404")], True, KNOWN, False, "archive_http_404", False),
+        # One form answered and was read, the other failed: that other may hold a later capture.
+        (["254"], None, None, [("home h/index.shtml", "cut_answer")], True, ["254", *KNOWN], True, None, False),
+    ],
+)
+def test_plan_sections(read, only, channel, failures, captured, sections, from_home, fallback, complete):
+    plan = plan_sections(read, KNOWN, only, channel, failures, captured)
+    assert (plan.sections, plan.from_home, plan.fallback, plan.complete) == (sections, from_home, fallback, complete)
+
+
+def test_a_failed_home_query_or_replay_is_remembered_by_the_lookup():
+    lookup = HomeLookup("h")
+    lookup.failed(lookup.next_query(), "not_cdx")
+    lookup.read(lookup.next_query(), Answer([Capture("20150101000000", "http://h/index.shtml")]))
+    lookup.replay_failed(lookup.latest(), "archive_http_404")
+    plan = lookup.plan([], KNOWN, None, None)
+    assert plan.failures == (("home h/", "not_cdx"), ("home 20150101000000id_/http://h/index.shtml", "archive_http_404"))
+    assert plan.fallback == "not_cdx" and not plan.complete

@@ -23,11 +23,13 @@ from crawler.readers import legacy
 from crawler.revisions import REMOVED, RevisitResult
 from crawler.urls import LEGACY, article_id, host_of, layout_of
 from crawler.walks.cdx import (
-    Capture, CdxStep, CdxWalk, Query, article_prefix, first_page_capture, later_page_capture, parse_answer,
-    replay_timestamp, section_prefixes, since_for,
+    Capture, CdxStep, CdxWalk, HomeLookup, Query, SectionPlan, article_prefix, first_page_capture, is_home_capture,
+    later_page_capture, parse_answer, replay_timestamp, section_prefixes, since_for,
 )
 
-# The sections of the legacy site (2014–2020, no longer changing): one CDX query each in a full walk.
+# The sections the legacy site (2014–2020, no longer changing) is known to have had. A full walk queries those
+# the archive's capture of the legacy home names, and these too; these alone when the archive has no readable
+# capture of the home (the run report's archive/sections_from says which).
 LEGACY_SECTIONS = ["239", "241", "242", "251", "252", "253"]
 # The state's key for the latest capture a complete walk saw: incremental runs ask from there (less INDEX_LAG).
 LATEST_CAPTURE = "archive_latest_capture"
@@ -59,6 +61,7 @@ class ArchiveSource:
         self.archive_max_skew = settings.getfloat("THEORY_ARCHIVE_MAX_SKEW_DAYS")
         # Page 1 URL -> page number -> captures, of the articles the CDX walks found.
         self.archive_pages: dict[str, dict[int, list[Capture]]] = {}
+        self.home_lookup: HomeLookup | None = None  # a full walk's lookup of the sections in the archived home
         if self.uses_archive:
             self.allowed_domains.extend(urlsplit(url).hostname for url in (self.cdx_url, self.replay_url))
         self.crawler.signals.connect(self.name_legacy_source, signal=scrapy.signals.spider_opened)
@@ -80,21 +83,104 @@ class ArchiveSource:
 
     def start_archive_walk(self, why: str) -> list[scrapy.Request]:
         """The walk of the archive's index for the legacy site's articles, once a run."""
-        if not self.uses_archive or ARCHIVE_WALK in self.walks:
+        if not self.uses_archive or ARCHIVE_WALK in self.walks or self.home_lookup is not None:
             return []
         host = host_of(self.base_url)
         owed = [url for url in self.state.pending(self.only_sections) if layout_of(url) == LEGACY]
         latest = self.state.get_meta(LATEST_CAPTURE)
         if self.full or owed or not latest or self.only_sections:
-            sections = [s for s in self.only_sections or LEGACY_SECTIONS if s != self.channel_id]
-            walk = CdxWalk(section_prefixes(host, sections), source=ARCHIVE_WALK)
-        else:
-            # An incremental run: one query for the captures since the last one seen, less the archive's lag.
-            walk = CdxWalk([f"{host}/"], since=since_for(latest), source=ARCHIVE_WALK)
+            # A full walk: first the sections, from the archive's capture of the home (as live mode reads them).
+            self.logger.info("legacy site from the archive (%s): reading its home's latest capture from %s", why, self.cdx_url)
+            self.home_lookup = HomeLookup(host)
+            return self.ask_home()
+        # An incremental run: one query for the captures since the last one seen, less the archive's lag.
+        walk = CdxWalk([f"{host}/"], since=since_for(latest), source=ARCHIVE_WALK)
+        self.logger.info("legacy site from the archive (%s): walking its index %s for captures since %s", why, self.cdx_url, walk.since)
+        return self.start_cdx_walk(walk)
+
+    # --- the sections of a full walk, from the archived home ---
+
+    def ask_home(self) -> list[scrapy.Request]:
+        """The next query for the home, else the replay of its latest capture, else the walk of the sections."""
+        lookup = self.home_lookup
+        query = lookup.next_query()
+        if query is not None:
+            return [scrapy.Request(
+                query.url(self.cdx_url), self.parse_home_cdx, errback=self.home_failed, cb_kwargs={"query": query},
+                priority=CDX_PRIORITY, dont_filter=True, meta=dict(ARCHIVE_META),
+            )]
+        capture = lookup.latest()
+        if capture is None:
+            return self.walk_sections(lookup.plan([], LEGACY_SECTIONS, self.only_sections, self.channel_id))
+        return [scrapy.Request(
+            capture.replay_url(self.replay_url), self.parse_archived_home, errback=self.home_failed,
+            cb_kwargs={"capture": capture}, priority=CDX_PRIORITY, dont_filter=True,
+            meta={**ARCHIVE_META, "archive_capture": capture, "archive_original": capture.url},
+        )]
+
+    def parse_home_cdx(self, response, query: Query):
+        self.crawler.stats.inc_value("theory/archive/cdx_queries")
+        try:
+            answer = parse_answer(response.body, page=is_home_capture)
+        except (ValueError, UnicodeDecodeError) as error:
+            self.logger.error("archive: the CDX answer for the home %s is not a CDX answer (%s)", query.prefix, error)
+            self.home_lookup.failed(query, "not_cdx")
+            return self.ask_home()
+        if answer.cut:
+            self.logger.warning("archive: the CDX answer for the home %s was cut short", query.prefix)
+        self.home_lookup.read(query, answer)
+        return self.ask_home()
+
+    def parse_archived_home(self, response, capture: Capture):
+        self.crawler.stats.inc_value("theory/archive/replays")
+        page = response.replace(url=capture.url) if isinstance(response, TextResponse) else None
+        sections = legacy.read_sections(page) if page is not None else []
+        self.section_names.update((section.id, section.name) for section in sections)
         self.logger.info(
-            "legacy site from the archive (%s): walking its index %s%s", why, self.cdx_url,
-            f" for captures since {walk.since}" if walk.since else "",
+            "archive: the home's capture %s names the sections %s", response.url,
+            ", ".join(f"{section.id} {section.name}" for section in sections) or "(none)",
         )
+        return self.walk_sections(self.home_lookup.plan(
+            [section.id for section in sections], LEGACY_SECTIONS, self.only_sections, self.channel_id,
+        ))
+
+    def home_failed(self, failure):
+        from crawler.spiders.theory import failure_reason
+
+        lookup = self.home_lookup
+        query, capture = failure.request.cb_kwargs.get("query"), failure.request.cb_kwargs.get("capture")
+        if failure.check(ArchiveRefused):
+            return self.archive_refused()
+        reason = failure_reason(failure)
+        what = f"the CDX query for the home {query.prefix}" if query else f"the replay of the home's capture {failure.request.url}"
+        self.logger.error("archive: %s failed: %s", what, reason)
+        self.crawler.stats.inc_value(f"theory/archive/home_failed/{reason}")
+        if reason == "http_429" or self.crawler.stats.get_value("theory/archive/refused"):
+            return self.archive_refused()
+        if query is not None:
+            lookup.failed(query, reason)
+            return self.ask_home()
+        lookup.replay_failed(capture, f"archive_{reason}")
+        return self.walk_sections(lookup.plan([], LEGACY_SECTIONS, self.only_sections, self.channel_id))
+
+    def archive_refused(self) -> list[scrapy.Request]:
+        """The archive keeps refusing before the walk began: it stops as any of its queries would stop it."""
+        walk = CdxWalk([], source=ARCHIVE_WALK)
+        self.walks[walk.source] = walk
+        return self.follow_cdx(walk, walk.refused())
+
+    def walk_sections(self, plan: SectionPlan) -> list[scrapy.Request]:
+        stats = self.crawler.stats
+        stats.set_value("theory/archive/sections_from", "home" if plan.from_home else f"known_list ({plan.fallback})")
+        if not plan.from_home:
+            self.logger.warning(
+                "archive: no section read from a capture of the legacy home (%s); falling back to the sections the site is"
+                " known to have had: %s%s", plan.fallback, ", ".join(LEGACY_SECTIONS),
+                "" if plan.complete else " (the walk is incomplete: the home is asked again next run)",
+            )
+            stats.inc_value(f"theory/archive/sections_fallback/{plan.fallback}")
+        walk = CdxWalk(section_prefixes(host_of(self.base_url), plan.sections), source=ARCHIVE_WALK, failures=list(plan.failures))
+        self.logger.info("archive: walking the index of the sections %s", ", ".join(plan.sections))
         return self.start_cdx_walk(walk)
 
     def start_cdx_walk(self, walk: CdxWalk) -> list[scrapy.Request]:
@@ -324,7 +410,7 @@ class ArchiveSource:
     def article_from_archive(self, url: str) -> list[scrapy.Request]:
         """Look one article up in the archive's index (its pages share a prefix), then read it from there."""
         source = f"{ARCHIVE_WALK}/{article_id(url)}"
-        if not self.uses_archive or source in self.walks or ARCHIVE_WALK in self.walks:
+        if not self.uses_archive or source in self.walks or ARCHIVE_WALK in self.walks or self.home_lookup is not None:
             return []
         self.crawler.stats.inc_value("theory/archive/article_lookups")
         return self.start_cdx_walk(CdxWalk([article_prefix(url)], source=source))

@@ -11,7 +11,9 @@ A CDX server answers which captures it holds under a URL prefix. Two answer form
   ``status``, ...), no resume keys. An answer of ``limit`` captures may have been cut short: the query is
   split by year (``from``/``to``), and a year still over the limit leaves the walk incomplete.
 
-One query per legacy section prefix (``<host>/241/*``), so that no answer holds the whole host. Both
+One query per legacy section prefix (``<host>/241/*``), so that no answer holds the whole host; in a full
+walk, the sections are those the archive's latest capture of the legacy home names (``HomeLookup``,
+``plan_sections``), with the ones the site is known to have had. Both
 servers are asked for status 200 and HTML only, and the answer is filtered again here (a server may ignore
 a filter): the article grammar of ``crawler.urls``, status 200, an HTML MIME type.
 
@@ -39,6 +41,8 @@ MAX_QUERIES = 2000
 # Incremental runs ask for captures since the last one seen less this: archives index captures late.
 INDEX_LAG = timedelta(days=30)
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+# The forms of the legacy home's URL an archive may hold (the site served both): one exact query each.
+HOME_PATHS = ("/", "/index.shtml")
 
 # Ends of a CDX walk; complete ones first.
 DONE = "done"
@@ -77,10 +81,11 @@ class Query:
     prefix: str  # host/section/, e.g. theory.workercn.cn/241/
     year: int | None = None
     resume_key: str | None = None
+    exact: bool = False  # this URL only (the legacy home), not every URL it prefixes
 
     def url(self, cdx_url: str, since: str | None = None, limit: int = CDX_LIMIT) -> str:
         params: list[tuple[str, str]] = [
-            ("url", self.prefix + "*"),
+            ("url", self.prefix if self.exact else self.prefix + "*"),
             ("output", "json"),
             ("filter", "statuscode:200"),
             ("filter", "mimetype:text/html"),
@@ -125,26 +130,39 @@ def is_article_capture(original: str, status: str | None, mime: str | None) -> s
     return f"{parts.scheme or 'http'}://{parts.netloc.lower().removesuffix(':80')}{parts.path}"
 
 
-def _capture(row: dict) -> Capture | None:
+def is_home_capture(original: str, status: str | None, mime: str | None) -> str | None:
+    """The URL of the legacy home that ``original`` captures, if it is a 200 HTML capture of it, in either
+    of the forms an archive may hold it (``/``, ``/index.shtml``); not with a query string, which would be
+    another capture than the one replayed at the bare URL."""
+    if str(status or "") != "200" or not str(mime or "").lower().startswith(HTML_TYPES):
+        return None
+    parts = urlsplit(original if "://" in original else f"http://{original}")
+    if parts.path not in (*HOME_PATHS, "") or parts.query:
+        return None
+    return f"{parts.scheme or 'http'}://{parts.netloc.lower().removesuffix(':80')}{parts.path or '/'}"
+
+
+def _capture(row: dict, page=is_article_capture) -> Capture | None:
     fields = {FIELD_NAMES[name]: value for name, value in row.items() if name in FIELD_NAMES}
     timestamp = str(fields.get("timestamp") or "")
     if len(timestamp) != 14 or not timestamp.isdigit():
         return None
-    url = is_article_capture(str(fields.get("original") or ""), fields.get("status"), fields.get("mime"))
+    url = page(str(fields.get("original") or ""), fields.get("status"), fields.get("mime"))
     return Capture(timestamp, url) if url else None
 
 
-def parse_answer(body: bytes) -> Answer:
-    """Either format; raises ValueError for an answer that is neither (an HTML error page, garbage)."""
+def parse_answer(body: bytes, page=is_article_capture) -> Answer:
+    """Either format; raises ValueError for an answer that is neither (an HTML error page, garbage).
+    ``page`` says which captures count: the article pages' (the walks), or the home's (``is_home_capture``)."""
     text = body.decode("utf-8").strip()
     if not text:
         return Answer([])
     if text.startswith("["):
-        return _parse_wayback(text)
-    return _parse_json_lines(body.decode("utf-8"))
+        return _parse_wayback(text, page)
+    return _parse_json_lines(body.decode("utf-8"), page)
 
 
-def _parse_wayback(text: str) -> Answer:
+def _parse_wayback(text: str, page=is_article_capture) -> Answer:
     try:
         rows = json.loads(text)
     except ValueError:
@@ -161,12 +179,12 @@ def _parse_wayback(text: str) -> Answer:
         rest = rest[:-2]
     captures = [
         capture for row in rest if isinstance(row, list) and len(row) == len(header)
-        if (capture := _capture(dict(zip(header, row))))
+        if (capture := _capture(dict(zip(header, row)), page))
     ]
     return Answer(captures, resume_key, rows=len(rest), resumable=True)
 
 
-def _parse_json_lines(text: str) -> Answer:
+def _parse_json_lines(text: str, page=is_article_capture) -> Answer:
     lines = text.split("\n")
     # A last line without its newline is where the answer stopped: cut mid-line, even if it parses.
     cut = lines[-1].strip() != ""
@@ -186,7 +204,7 @@ def _parse_json_lines(text: str) -> Answer:
         if number == len(lines) - 1:
             break  # the unfinished last line: not a capture to trust
         rows += 1
-        if capture := _capture(row):
+        if capture := _capture(row, page):
             captures.append(capture)
     return Answer(captures, rows=rows, cut=cut)
 
@@ -342,3 +360,82 @@ def later_page_capture(captures: list[Capture], first: Capture, max_skew_days: f
         return None
     closest = min(captures, key=lambda capture: (abs(capture.when - first.when), capture.timestamp))
     return closest if abs(closest.when - first.when) <= timedelta(days=max_skew_days) else None
+
+
+# --- where a full walk's sections come from: the archive's capture of the legacy home ---
+
+# Why a full walk falls back to the known sections, when nothing went wrong: the archive holds no capture of
+# the home, or its latest names no section (a placeholder, another layout). A later run would learn no more.
+NO_HOME_CAPTURE = "no_home_capture"
+NO_SECTION_READ = "no_section_read"
+
+
+@dataclass(frozen=True)
+class SectionPlan:
+    """The sections a full walk queries, whether they came from the archived home, and if not, why not."""
+
+    sections: list[str]
+    from_home: bool
+    fallback: str | None = None  # NO_HOME_CAPTURE, NO_SECTION_READ, or the reason of the first failure
+    failures: tuple[tuple[str, str], ...] = ()  # (what, reason): the home's queries or replay that failed
+
+    @property
+    def complete(self) -> bool:
+        """A failure of the home's query or replay (refused, 5xx, a cut answer) makes the walk incomplete: the
+        sections walked may lack one the home names, and a retry next run can read it. No capture, or one
+        naming no section, is the archive's last word: the known list is walked and the walk is complete."""
+        return not self.failures
+
+
+def plan_sections(
+    read: list[str], known: list[str], only: list[str] | None, channel_id: str | None,
+    failures: list[tuple[str, str]] | tuple = (), captured: bool = True,
+) -> SectionPlan:
+    """The sections of a full walk: those the archived home names (``read``), with the ``known`` ones it
+    does not name (a section dropped from the navigation late still has captures of its articles; one
+    query each costs little), or the known ones alone when no section was read. ``only`` (``-a
+    sections=``) restricts the walk to the sections given. The current channel's id is never a legacy section."""
+    if read:
+        fallback = None
+    elif failures:
+        fallback = failures[0][1]
+    else:
+        fallback = NO_SECTION_READ if captured else NO_HOME_CAPTURE
+    sections = only if only is not None else list(dict.fromkeys([*read, *known]))
+    return SectionPlan([s for s in sections if s != channel_id], bool(read), fallback, tuple(failures))
+
+
+@dataclass
+class HomeLookup:
+    """The CDX queries for the legacy home (one per form of its URL, ``HOME_PATHS``) and the capture whose
+    replay names the sections: the latest. No Scrapy here, as for the walks."""
+
+    host: str  # host[:port]
+    captures: list[Capture] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    _queue: deque = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        self._queue.extend(Query(f"{self.host}{path}", exact=True) for path in HOME_PATHS)
+
+    def next_query(self) -> Query | None:
+        return self._queue.popleft() if self._queue else None
+
+    def read(self, query: Query, answer: Answer) -> None:
+        # An answer of ``limit`` captures without a resume key holds the oldest ones: its latest is older than
+        # the archive's, but names the sections of its own time all the same (and the known ones are walked too).
+        self.captures.extend(answer.captures)
+        if answer.cut:
+            self.failures.append((f"home {query.prefix}", "cut_answer"))
+
+    def failed(self, query: Query, reason: str) -> None:
+        self.failures.append((f"home {query.prefix}", reason))
+
+    def latest(self) -> Capture | None:
+        return first_page_capture(self.captures, LATEST)
+
+    def replay_failed(self, capture: Capture, reason: str) -> None:
+        self.failures.append((f"home {capture.timestamp}id_/{capture.url}", reason))
+
+    def plan(self, read: list[str], known: list[str], only: list[str] | None, channel_id: str | None) -> SectionPlan:
+        return plan_sections(read, known, only, channel_id, self.failures, captured=bool(self.captures))
