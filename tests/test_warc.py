@@ -536,3 +536,54 @@ def test_the_cdxj_lines_made_while_writing_equal_cdxj_indexers_for_the_same_file
     copy = Path(shutil.copy(path, elsewhere))
     assert made == write_cdxj(copy).read_text()
     assert len(made.splitlines()) == len(EXCHANGES) + 4
+
+
+# Each record kind the writer builds itself, against warcio's builder and writer given the same record.
+RESPONSE_HEADERS = [("Content-Type", "text/html; charset=gbk"), ("Content-Encoding", "gzip"), ("Location", RAW_LOCATION)]
+RECORDS = {
+    "response": ("response", [("WARC-Target-URI", "http://t.example/a.shtml"), ("WARC-Date", "2024-05-06T07:08:09.000000Z"),
+                              ("WARC-IP-Address", "127.0.0.1"), ("WARC-Protocol", "h2")],
+                 ("HTTP/1.1", "200 OK", RESPONSE_HEADERS), GZIPPED, ""),
+    "empty response": ("response", [("WARC-Target-URI", "http://t.example/"), ("WARC-Date", "2024-05-06T07:08:09.000000Z")],
+                       ("HTTP/1.1", "204 No Content", []), b"", ""),
+    "request": ("request", [("WARC-Target-URI", "http://t.example/a.shtml"), ("WARC-Date", "2024-05-06T07:08:09.000000Z"),
+                            ("WARC-Concurrent-To", "<urn:uuid:00000000-0000-4000-8000-000000000000>")],
+                ("GET", "/a.shtml HTTP/1.1", [("Host", "t.example"), ("If-None-Match", '"x"')]), b"", ""),
+    "revisit, not modified": ("revisit", [("WARC-Target-URI", "http://t.example/a.shtml"), ("WARC-Date", "2024-05-06T07:08:09.000000Z"),
+                                          ("WARC-Profile", "http://netpreserve.org/warc/1.1/revisit/server-not-modified"),
+                                          ("WARC-Refers-To-Target-URI", "http://t.example/a.shtml")],
+                              ("HTTP/1.1", "304 Not Modified", [("Etag", '"x"')]), b"", ""),
+    "revisit, identical payload": ("revisit", [("WARC-Target-URI", "http://t.example/"), ("WARC-Date", "2024-05-06T07:08:09.000000Z"),
+                                               ("WARC-Profile", "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"),
+                                               ("WARC-Refers-To-Target-URI", "http://t.example/"),
+                                               ("WARC-Payload-Digest", "sha1:3I42H3S6NNFQ2MSVX7XZKYAYSCX5QBYJ")],
+                                   ("HTTP/1.1", "200 OK", RESPONSE_HEADERS), b"", ""),
+    "article record": ("metadata", [("WARC-Target-URI", "http://t.example/a.shtml"), ("WARC-Date", "2024-05-06T07:08:09.000000Z"),
+                                    ("WARC-Concurrent-To", "<urn:uuid:00000000-0000-4000-8000-000000000000>")],
+                       None, '{"article_id":"1","标题":"劳动"}'.encode("utf-8"), "application/json"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RECORDS))
+def test_a_record_built_by_the_writer_is_warcios_record(case):
+    from warcio.warcwriter import WARCWriter as WarcioWriter
+
+    from crawler.warc import _WireHeaders, _http_head, record_member
+
+    record_type, warc_headers, http, payload, content_type = RECORDS[case]
+    member, record_id, digest = record_member(record_type, warc_headers, _http_head(*http) if http else b"", payload, content_type)
+    builder = WarcioWriter(None, gzip=False, warc_version="WARC/1.1")
+    given = {"payload": io.BytesIO(payload), "length": len(payload)} if record_type != "revisit" else {}
+    record = builder.create_warc_record(
+        warc_headers[0][1], record_type, warc_content_type=content_type, warc_headers_dict=dict(warc_headers),
+        http_headers=_WireHeaders(http[1], list(http[2]), protocol=http[0]) if http else None, **given,
+    )
+    expected = io.BytesIO()
+    WarcioWriter(expected, gzip=False, warc_version="WARC/1.1").write_record(record)
+    ours = gzip.decompress(member)
+    assert ours.count(record_id.encode()) == 1
+    assert ours.replace(record_id.encode(), record.rec_headers.get_header("WARC-Record-ID").encode()) == expected.getvalue()
+    assert digest == record.rec_headers.get_header("WARC-Payload-Digest")
+    for read in ArchiveIterator(io.BytesIO(member), check_digests=True):
+        read.content_stream().read()
+        assert read.digest_checker.passed is not False
