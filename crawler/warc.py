@@ -41,6 +41,7 @@ WARC_VERSION = "WARC/1.1"
 SUFFIX = ".warc.gz"
 CDXJ_SUFFIX = ".cdxj"
 _CHUNK = 1 << 16
+_RELEASE_BYTES = 8 << 20  # how much of a scanned WARC file's map is read before its pages are handed back
 
 
 def software() -> str:
@@ -591,8 +592,14 @@ def scan_records(path: Path, on_damage) -> Iterator[ScannedRecord]:
         if os.fstat(fh.fileno()).st_size == 0:
             return
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            position = 0
+            position = released = 0
             while position < len(view):
+                # The pages read so far are handed back: every page of the map that was touched counts in the
+                # process's RSS until it is unmapped, so a scan of one big file would hold all of it.
+                if position - released >= _RELEASE_BYTES:
+                    upto = position - position % mmap.PAGESIZE
+                    view.madvise(mmap.MADV_DONTNEED, released, upto - released)
+                    released = upto
                 inflated = _inflate(view, position)
                 record = warc_record(inflated[0]) if inflated else None
                 if record is None:

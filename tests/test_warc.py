@@ -6,6 +6,7 @@ import errno
 import gzip
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -587,3 +588,25 @@ def test_a_record_built_by_the_writer_is_warcios_record(case):
     for read in ArchiveIterator(io.BytesIO(member), check_digests=True):
         read.content_stream().read()
         assert read.digest_checker.passed is not False
+
+
+def test_scanning_a_big_file_does_not_hold_it_in_memory(tmp_path):
+    """scan_records maps the file; the pages it has read are handed back, so the reader's peak RSS does not
+    grow with the file (re-extraction and the index of earlier captures read whole capture files)."""
+    writer = WarcWriter(tmp_path, max_size=1 << 30, warcinfo={})
+    for number in range(48):  # random bytes do not deflate: a file of about 48 MiB
+        write(writer, EXCHANGES[0], url=f"http://theory.example/{number}.shtml", payload=os.urandom(1 << 20),
+              response_headers=[("Content-Type", "application/octet-stream")])
+    [path] = writer.close()
+    assert path.stat().st_size > 48 << 20
+    probe = (
+        "import resource, sys\n"
+        "from crawler.warc import scan_records\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "count = sum(1 for _ in scan_records(sys.argv[1], print))\n"
+        "print(count, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True)
+    records, grown_mib = map(int, done.stdout.split())
+    assert records == 1 + 48 * 2
+    assert grown_mib < 16, f"scanning a {path.stat().st_size >> 20} MiB file grew the peak RSS by {grown_mib} MiB"

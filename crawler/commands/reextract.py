@@ -100,6 +100,7 @@ def as_response(record, body: bytes):
 
 
 ARTICLE_RECORD_TYPE = "application/json"
+KEPT_HEADERS = ("warc-type", "warc-record-id", "warc-target-uri")
 
 
 @dataclass
@@ -159,7 +160,10 @@ def scan(warc_dir: Path, start_urls) -> Scan:
                     capture.claimed.add(body["article_id"])
             elif record.type == "response" and record.http_status() == 200:
                 url = record.url
+                # Kept for the second pass, one per response of the whole capture: its place and the
+                # headers that pass reads, so that memory does not grow with all of every record's headers.
                 record.block = b""  # read again by its place, only if it is needed
+                record.headers = {name: record.headers.get(name, "") for name in KEPT_HEADERS}
                 capture.responses[record.record_id] = record
                 if layout_of(url) is not None:
                     capture.events.append(("page", record, urls))
