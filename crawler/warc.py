@@ -501,7 +501,7 @@ class Damage:
         return f"{self.file}: damaged record at byte {self.offset}; reading resumed at byte {self.resumed_at}"
 
 
-@dataclass
+@dataclass(slots=True)  # one per response is kept by re-extraction's first pass: no __dict__ each
 class ScannedRecord:
     file: str
     offset: int  # of its gzip member
@@ -588,6 +588,7 @@ def scan_records(path: Path, on_damage) -> Iterator[ScannedRecord]:
     (or stops, at the end of a truncated file). Nothing of a damaged member is returned.
     """
     path = Path(path)
+    name = path.name  # one string for all the file's records
     with open(path, "rb") as fh:
         if os.fstat(fh.fileno()).st_size == 0:
             return
@@ -604,13 +605,13 @@ def scan_records(path: Path, on_damage) -> Iterator[ScannedRecord]:
                 record = warc_record(inflated[0]) if inflated else None
                 if record is None:
                     resumed = _next_record_start(view, position)
-                    on_damage(Damage(path.name, position, resumed))
+                    on_damage(Damage(name, position, resumed))
                     if resumed is None:
                         return
                     position = resumed
                     continue
                 member, end = inflated
-                yield ScannedRecord(path.name, position, end - position, *record)
+                yield ScannedRecord(name, position, end - position, *record)
                 position = end
 
 
