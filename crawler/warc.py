@@ -20,6 +20,7 @@ import json
 import mmap
 import os
 import re
+import uuid
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -40,6 +41,7 @@ WARC_VERSION = "WARC/1.1"
 SUFFIX = ".warc.gz"
 CDXJ_SUFFIX = ".cdxj"
 _CHUNK = 1 << 16
+_RELEASE_BYTES = 8 << 20  # how much of a scanned WARC file's map is read before its pages are handed back
 
 
 def software() -> str:
@@ -131,6 +133,48 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+_RECORD_CONTENT_TYPES = {
+    "response": "application/http; msgtype=response",
+    "revisit": "application/http; msgtype=response",
+    "request": "application/http; msgtype=request",
+}
+
+
+def _http_head(protocol: str, statusline: str, headers: list[tuple[str, str]]) -> bytes:
+    """The HTTP status line and headers of a record's block, the wire bytes as they came (see _WireHeaders)."""
+    return "".join([f"{protocol} {statusline}\r\n", *(f"{name}: {value}\r\n" for name, value in headers), "\r\n"]).encode("latin-1")
+
+
+def record_member(
+    record_type: str, warc_headers: list[tuple[str, str]], http_head: bytes = b"", payload: bytes = b"", content_type: str | None = ""
+) -> tuple[bytes, str, str | None]:
+    """(gzip member, WARC-Record-ID, WARC-Payload-Digest) of one record, with the headers, their order and the
+    digests that warcio's record builder and WARCWriter write for the same record (tests/test_warc.py compares).
+
+    Built here because going through warcio (a StatusAndHeaders per header block, a digester and a writer per
+    record, a compress call per piece) cost the capture-on crawl as much as the rest of writing a record; the
+    records are the same bytes once inflated. ``warc_headers`` are those before WARC-Type (target, date, ...).
+    A revisit has no payload and no payload digest of its own (one given in ``warc_headers`` is kept).
+    """
+    record_id = f"<urn:uuid:{uuid.uuid4()}>"
+    headers = [*warc_headers, ("WARC-Type", record_type), ("WARC-Record-ID", record_id)]
+    digest = None
+    if record_type != "revisit":
+        digest = payload_digest(payload)
+        headers.append(("WARC-Payload-Digest", digest))
+        block_digest = digest if not http_head else "sha1:" + base64.b32encode(hashlib.sha1(http_head + payload).digest()).decode("ascii")
+    else:
+        payload = b""
+        block_digest = payload_digest(http_head)
+        digest = dict(warc_headers).get("WARC-Payload-Digest")
+    headers.append(("WARC-Block-Digest", block_digest))
+    if content_type is not None:  # None: a record without a block (a server-not-modified revisit) has none
+        headers.append(("Content-Type", content_type or _RECORD_CONTENT_TYPES[record_type]))
+    headers.append(("Content-Length", str(len(http_head) + len(payload))))
+    head = "".join([WARC_VERSION, "\r\n", *(f"{name}: {value}\r\n" for name, value in headers), "\r\n"]).encode("utf-8")
+    return zlib.compress(b"".join((head, http_head, payload, b"\r\n\r\n")), 9, wbits=31), record_id, digest
+
+
 class WarcWriter:
     """Appends request/response pairs to rotating ``.warc.gz`` files of one crawl run.
 
@@ -152,8 +196,8 @@ class WarcWriter:
         self._records = 0  # exchanges in the current file
         self._dir_synced = True  # whether the directory entry of the current file is durable
         self._closed = False
-        # warcio builds the records and their digests; _member serialises each into its own gzip
-        # member in memory first, so that its size is known before it goes into a file.
+        # Every record is its own gzip member, made in memory first so that its size is known before it goes
+        # into a file: the exchanges and article records by record_member, the rare others by warcio.
         self._builder = WARCWriter(None, gzip=True, warc_version=WARC_VERSION)
         # The CDXJ lines of each file, made as its records are written (no second read of the file).
         self._index: dict[str, list[str]] = {}
@@ -228,16 +272,9 @@ class WarcWriter:
         # Content-Encoding is kept, because the payload is still compressed.
         kept = [(n, v) for n, v in _check_headers(response_headers) if n.lower() != "transfer-encoding"]
         reason = _REASONS.get(status, "")
-        response_http = _WireHeaders(f"{status} {reason}".rstrip(), kept, protocol=http_version)
+        response_head = _http_head(http_version, f"{status} {reason}".rstrip(), kept)
         if revisit is None:
-            response = self._builder.create_warc_record(
-                url,
-                "response",
-                payload=io.BytesIO(payload),
-                length=len(payload),
-                warc_headers_dict=dict(common),
-                http_headers=response_http,
-            )
+            response_member, response_id, digest = record_member("response", list(common.items()), response_head, payload)
         else:
             refers = {"WARC-Profile": revisit.profile, "WARC-Refers-To-Target-URI": revisit.refers_to_uri}
             if revisit.refers_to_date:
@@ -246,22 +283,21 @@ class WarcWriter:
                 refers["WARC-Refers-To"] = revisit.refers_to
             if revisit.digest:
                 refers["WARC-Payload-Digest"] = revisit.digest
-            if revisit.profile == NOT_MODIFIED_PROFILE:
-                refers.update(_validators(kept))
-            response = self._builder.create_warc_record(
-                url, "revisit", warc_headers_dict={**common, **refers},
-                http_headers=None if revisit.profile == NOT_MODIFIED_PROFILE else response_http,
-            )
+            evidence = b""
             if revisit.profile == NOT_MODIFIED_PROFILE:
                 # A server-not-modified revisit has no block (WARC 1.1, 6.7.3 allows it): replay tools serve a
                 # revisit holding a 304's headers as that 304 (pywb 2.10: resolvingloader.py, "if redirect, don't
                 # load payload record"), but one without HTTP headers as the capture it refers to. The 304 itself
-                # goes into the metadata record after it (``not_modified_evidence``). No block: no Content-Type.
-                response.content_type = None
-        response_id = response.rec_headers.get_header("WARC-Record-ID")
-        evidence = b""
-        if revisit is not None and revisit.profile == NOT_MODIFIED_PROFILE:
-            evidence = self._member(self._not_modified_evidence(url, response_id, date_str, response_http))
+                # goes into the metadata record after it (``_not_modified_evidence``). No block: no Content-Type.
+                refers.update(_validators(kept))
+                response_member, response_id, digest = record_member(
+                    "revisit", [*common.items(), *refers.items()], content_type=None,
+                )
+                evidence = self._member(self._not_modified_evidence(
+                    url, response_id, date_str, f"{http_version} {status} {reason}".rstrip(), kept,
+                ))
+            else:
+                response_member, response_id, digest = record_member("revisit", [*common.items(), *refers.items()], response_head)
 
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -270,19 +306,12 @@ class WarcWriter:
         # request record says what was sent.
         if not any(n.lower() == "host" for n, _ in sent) and parts.netloc:
             sent.insert(0, ("Host", parts.netloc.rsplit("@", 1)[-1]))
-        request_http = _WireHeaders(f"{target} {http_version}", sent, protocol=method.upper())
-        request = self._builder.create_warc_record(
-            url,
-            "request",
-            payload=io.BytesIO(request_body),
-            length=len(request_body),
-            warc_headers_dict={**common, "WARC-Concurrent-To": response_id},
-            http_headers=request_http,
+        request_member, _, _ = record_member(
+            "request", [*common.items(), ("WARC-Concurrent-To", response_id)], _http_head(method.upper(), f"{target} {http_version}", sent), request_body
         )
-
-        response_member = self._member(response)
+        mime = "warc/revisit" if revisit is not None else next((v for n, v in kept if n.lower() == "content-type"), "")
         # The 304's evidence right after its revisit record, in the same file: read back with one seek.
-        pair = response_member + evidence + self._member(request)
+        pair = response_member + (evidence if revisit is not None else b"") + request_member
         # Rotate when this pair would push a file that already holds an exchange past max_size (a
         # single exchange larger than max_size still gets written, alone in its file).
         if self._fh is not None and self._records and self._size + len(pair) > self.max_size:
@@ -295,10 +324,14 @@ class WarcWriter:
         # a power loss.
         self._append(pair)
         self._records += 1
-        self._index[self._files[-1].name].append(cdxj_line(response, offset, len(response_member), self._files[-1].name))
+        # A block-less revisit has no HTTP status, and its CDXJ line none either (as cdxj-indexer writes it).
+        indexed_status = None if revisit is not None and revisit.profile == NOT_MODIFIED_PROFILE else status
+        self._index[self._files[-1].name].append(
+            cdxj_line(url, date_str, mime, indexed_status, digest, offset, len(response_member), self._files[-1].name)
+        )
         return RecordRef(self._files[-1].name, offset, len(response_member), response_id)
 
-    def _not_modified_evidence(self, url: str, revisit_id: str, date: str, response_http: StatusAndHeaders):
+    def _not_modified_evidence(self, url: str, revisit_id: str, date: str, status_line: str, headers: list[tuple[str, str]]):
         """The ``metadata`` record of a 304 answer, concurrent to its block-less revisit record: its status line
         (``EVIDENCE_STATUS_FIELD``; the reason phrase is the standard one, Scrapy does not keep the one sent),
         then one field per header, as the revisit record held them before.
@@ -308,7 +341,7 @@ class WarcWriter:
         both index a metadata record unless it is warc-fields, and an indexed one would be a capture of the
         URL, served by replay in place of the page. The header bytes are kept as they came (latin-1).
         """
-        fields = [(EVIDENCE_STATUS_FIELD, f"{response_http.protocol} {response_http.statusline}"), *response_http.headers]
+        fields = [(EVIDENCE_STATUS_FIELD, status_line), *headers]
         body = "".join(f"{name}: {value}\r\n" for name, value in fields).encode("latin-1")
         return self._builder.create_warc_record(
             url, "metadata", payload=io.BytesIO(body), length=len(body), warc_content_type="application/warc-fields",
@@ -336,15 +369,12 @@ class WarcWriter:
         if self._closed:
             raise RuntimeError("WarcWriter is closed")
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        record = self._builder.create_warc_record(
-            url,
+        member, record_id, _ = record_member(
             "metadata",
-            payload=io.BytesIO(payload),
-            length=len(payload),
-            warc_content_type="application/json",
-            warc_headers_dict={"WARC-Target-URI": url, "WARC-Date": warc_date(date), "WARC-Concurrent-To": concurrent_to},
+            [("WARC-Target-URI", url), ("WARC-Date", warc_date(date)), ("WARC-Concurrent-To", concurrent_to)],
+            payload=payload,
+            content_type="application/json",
         )
-        member = self._member(record)
         if self._fh is not None and self._records and self._size + len(member) > self.max_size:
             self._finish_file()
         if self._fh is None:
@@ -352,7 +382,7 @@ class WarcWriter:
         offset = self._size
         self._append(member)
         self._records += 1
-        return RecordRef(self._files[-1].name, offset, len(member), record.rec_headers.get_header("WARC-Record-ID"))
+        return RecordRef(self._files[-1].name, offset, len(member), record_id)
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -566,7 +596,7 @@ class Damage:
         return f"{self.file}: damaged record at byte {self.offset}; reading resumed at byte {self.resumed_at}"
 
 
-@dataclass
+@dataclass(slots=True)  # one per response is kept by re-extraction's first pass: no __dict__ each
 class ScannedRecord:
     file: str
     offset: int  # of its gzip member
@@ -653,23 +683,30 @@ def scan_records(path: Path, on_damage) -> Iterator[ScannedRecord]:
     (or stops, at the end of a truncated file). Nothing of a damaged member is returned.
     """
     path = Path(path)
+    name = path.name  # one string for all the file's records
     with open(path, "rb") as fh:
         if os.fstat(fh.fileno()).st_size == 0:
             return
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            position = 0
+            position = released = 0
             while position < len(view):
+                # The pages read so far are handed back: every page of the map that was touched counts in the
+                # process's RSS until it is unmapped, so a scan of one big file would hold all of it.
+                if position - released >= _RELEASE_BYTES:
+                    upto = position - position % mmap.PAGESIZE
+                    view.madvise(mmap.MADV_DONTNEED, released, upto - released)
+                    released = upto
                 inflated = _inflate(view, position)
                 record = warc_record(inflated[0]) if inflated else None
                 if record is None:
                     resumed = _next_record_start(view, position)
-                    on_damage(Damage(path.name, position, resumed))
+                    on_damage(Damage(name, position, resumed))
                     if resumed is None:
                         return
                     position = resumed
                     continue
                 member, end = inflated
-                yield ScannedRecord(path.name, position, end - position, *record)
+                yield ScannedRecord(name, position, end - position, *record)
                 position = end
 
 
@@ -679,21 +716,17 @@ def scan_records(path: Path, on_damage) -> Iterator[ScannedRecord]:
 _MIME_END = re.compile(r"[;\s]")
 
 
-def cdxj_line(record, offset: int, length: int, filename: str) -> str:
+def cdxj_line(url: str, date: str, mime: str, status: int | None, digest: str | None, offset: int, length: int, filename: str) -> str:
     """The CDXJ line of a response or revisit record, as cdxj-indexer writes it for the same record:
-    ``<surt> <14-digit timestamp> {url, mime, status, digest, length, offset, filename}``; a revisit
-    without HTTP headers (a 304's) has no status."""
-    url = record.rec_headers.get_header("WARC-Target-URI")
+    ``<surt> <14-digit timestamp> {url, mime, status, digest, length, offset, filename}``. ``mime`` is the
+    response's Content-Type header ("warc/revisit" for a revisit), ``digest`` its WARC-Payload-Digest;
+    ``status`` is None for a revisit without HTTP headers (a 304's), whose line has none."""
     fields: dict[str, str] = {"url": url}
-    if record.rec_type == "revisit":
-        fields["mime"] = "warc/revisit"
-    else:
-        mime = _MIME_END.split(record.http_headers.get_header("Content-Type") or "", 1)[0].strip()
-        if mime:
-            fields["mime"] = mime
-    if record.http_headers:
-        fields["status"] = record.http_headers.get_statuscode()
-    digest = record.rec_headers.get_header("WARC-Payload-Digest")
+    mime = mime if mime == "warc/revisit" else _MIME_END.split(mime or "", 1)[0].strip()
+    if mime:
+        fields["mime"] = mime
+    if status is not None:
+        fields["status"] = str(status)
     if digest:
         fields["digest"] = digest
     fields.update(length=str(length), offset=str(offset), filename=filename)
@@ -701,8 +734,7 @@ def cdxj_line(record, offset: int, length: int, filename: str) -> str:
         key = surt.surt(url)
     except Exception:  # cdxj-indexer's fallback too: an unparsable URL is its own key
         key = url
-    stamp = record.rec_headers.get_header("WARC-Date")
-    return f"{key} {iso_date_to_timestamp(stamp)} {json.dumps(fields)}\n"
+    return f"{key} {iso_date_to_timestamp(date)} {json.dumps(fields)}\n"
 
 
 def write_index(warc_path: Path, lines: list[str]) -> Path:

@@ -6,6 +6,7 @@ import errno
 import gzip
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -579,3 +580,83 @@ def test_the_evidence_of_a_304_is_no_capture_for_the_indexers_of_replay_tools(tm
     entries = [json.loads(line.split(" ", 2)[2]) for line in out.read_text().splitlines()]
     # (py-wacz, once imported, adds warcinfo records to those defaults: they have no URL of a page)
     assert [entry["offset"] for entry in entries if entry.get("url") == url] == [str(records(path)[1][3]), str(not_modified.offset)]
+
+
+# Each record kind the writer builds itself, against warcio's builder and writer given the same record.
+RESPONSE_HEADERS = [("Content-Type", "text/html; charset=gbk"), ("Content-Encoding", "gzip"), ("Location", RAW_LOCATION)]
+RECORDS = {
+    "response": ("response", [("WARC-Target-URI", "http://t.example/a.shtml"), ("WARC-Date", "2024-05-06T07:08:09.000000Z"),
+                              ("WARC-IP-Address", "127.0.0.1"), ("WARC-Protocol", "h2")],
+                 ("HTTP/1.1", "200 OK", RESPONSE_HEADERS), GZIPPED, ""),
+    "empty response": ("response", [("WARC-Target-URI", "http://t.example/"), ("WARC-Date", "2024-05-06T07:08:09.000000Z")],
+                       ("HTTP/1.1", "204 No Content", []), b"", ""),
+    "request": ("request", [("WARC-Target-URI", "http://t.example/a.shtml"), ("WARC-Date", "2024-05-06T07:08:09.000000Z"),
+                            ("WARC-Concurrent-To", "<urn:uuid:00000000-0000-4000-8000-000000000000>")],
+                ("GET", "/a.shtml HTTP/1.1", [("Host", "t.example"), ("If-None-Match", '"x"')]), b"", ""),
+    "revisit, not modified": ("revisit", [("WARC-Target-URI", "http://t.example/a.shtml"), ("WARC-Date", "2024-05-06T07:08:09.000000Z"),
+                                          ("WARC-Profile", "http://netpreserve.org/warc/1.1/revisit/server-not-modified"),
+                                          ("WARC-Refers-To-Target-URI", "http://t.example/a.shtml")],
+                              ("HTTP/1.1", "304 Not Modified", [("Etag", '"x"')]), b"", ""),
+    # As the writer stores a 304 now: no block, no Content-Type (its 304 goes into a metadata record after it).
+    "revisit, not modified, no block": ("revisit", [("WARC-Target-URI", "http://t.example/a.shtml"), ("WARC-Date", "2024-05-06T07:08:09.000000Z"),
+                                                    ("WARC-Profile", "http://netpreserve.org/warc/1.1/revisit/server-not-modified"),
+                                                    ("WARC-Refers-To-Target-URI", "http://t.example/a.shtml"), ("WARC-Etag", '"x"')],
+                                        None, b"", None),
+    "revisit, identical payload": ("revisit", [("WARC-Target-URI", "http://t.example/"), ("WARC-Date", "2024-05-06T07:08:09.000000Z"),
+                                               ("WARC-Profile", "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"),
+                                               ("WARC-Refers-To-Target-URI", "http://t.example/"),
+                                               ("WARC-Payload-Digest", "sha1:3I42H3S6NNFQ2MSVX7XZKYAYSCX5QBYJ")],
+                                   ("HTTP/1.1", "200 OK", RESPONSE_HEADERS), b"", ""),
+    "article record": ("metadata", [("WARC-Target-URI", "http://t.example/a.shtml"), ("WARC-Date", "2024-05-06T07:08:09.000000Z"),
+                                    ("WARC-Concurrent-To", "<urn:uuid:00000000-0000-4000-8000-000000000000>")],
+                       None, '{"article_id":"1","标题":"劳动"}'.encode("utf-8"), "application/json"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RECORDS))
+def test_a_record_built_by_the_writer_is_warcios_record(case):
+    from warcio.warcwriter import WARCWriter as WarcioWriter
+
+    from crawler.warc import _WireHeaders, _http_head, record_member
+
+    record_type, warc_headers, http, payload, content_type = RECORDS[case]
+    member, record_id, digest = record_member(record_type, warc_headers, _http_head(*http) if http else b"", payload, content_type)
+    builder = WarcioWriter(None, gzip=False, warc_version="WARC/1.1")
+    given = {"payload": io.BytesIO(payload), "length": len(payload)} if record_type != "revisit" else {}
+    record = builder.create_warc_record(
+        warc_headers[0][1], record_type, warc_content_type=content_type, warc_headers_dict=dict(warc_headers),
+        http_headers=_WireHeaders(http[1], list(http[2]), protocol=http[0]) if http else None, **given,
+    )
+    if content_type is None:
+        record.content_type = None  # how warcio writes a record without a block
+    expected = io.BytesIO()
+    WarcioWriter(expected, gzip=False, warc_version="WARC/1.1").write_record(record)
+    ours = gzip.decompress(member)
+    assert ours.count(record_id.encode()) == 1
+    assert ours.replace(record_id.encode(), record.rec_headers.get_header("WARC-Record-ID").encode()) == expected.getvalue()
+    assert digest == record.rec_headers.get_header("WARC-Payload-Digest")
+    for read in ArchiveIterator(io.BytesIO(member), check_digests=True):
+        read.content_stream().read()
+        assert read.digest_checker.passed is not False
+
+
+def test_scanning_a_big_file_does_not_hold_it_in_memory(tmp_path):
+    """scan_records maps the file; the pages it has read are handed back, so the reader's peak RSS does not
+    grow with the file (re-extraction and the index of earlier captures read whole capture files)."""
+    writer = WarcWriter(tmp_path, max_size=1 << 30, warcinfo={})
+    for number in range(48):  # random bytes do not deflate: a file of about 48 MiB
+        write(writer, EXCHANGES[0], url=f"http://theory.example/{number}.shtml", payload=os.urandom(1 << 20),
+              response_headers=[("Content-Type", "application/octet-stream")])
+    [path] = writer.close()
+    assert path.stat().st_size > 48 << 20
+    probe = (
+        "import resource, sys\n"
+        "from crawler.warc import scan_records\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "count = sum(1 for _ in scan_records(sys.argv[1], print))\n"
+        "print(count, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True)
+    records, grown_mib = map(int, done.stdout.split())
+    assert records == 1 + 48 * 2
+    assert grown_mib < 16, f"scanning a {path.stat().st_size >> 20} MiB file grew the peak RSS by {grown_mib} MiB"

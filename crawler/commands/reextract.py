@@ -106,6 +106,7 @@ def as_response(record, body: bytes):
 
 
 ARTICLE_RECORD_TYPE = "application/json"
+KEPT_HEADERS = ("warc-type", "warc-record-id", "warc-target-uri")
 
 
 @dataclass
@@ -190,7 +191,10 @@ def scan(warc_dir: Path, start_urls) -> Scan:
                     capture.events.append(("revisit", body, urls))
             elif record.type in ("response", "revisit"):
                 url, status = record.url, record.http_status()
+                # Kept for the second pass, one per response of the whole capture: its place and the
+                # headers that pass reads, so that memory does not grow with all of every record's headers.
                 record.block = b""  # read again by its place, only if it is needed
+                record.headers = {name: record.headers.get(name, "") for name in KEPT_HEADERS}
                 capture.responses[record.record_id] = record
                 if record.type != "response" or status != 200:
                     continue
