@@ -27,6 +27,7 @@ from crawler.warc import (
     RecordRef,
     Revisit,
     WarcWriter,
+    index_around_damage,
     package_wacz,
     payload_digest,
     recover,
@@ -121,10 +122,18 @@ class Capture:
         self.warc_dir.mkdir(parents=True, exist_ok=True)
         # What a killed run left: a torn last record is cut (no line can point at it: a line is
         # appended only after its records are written), and files it never indexed are indexed now.
-        for name, cut in recover(self.warc_dir).items():
+        damaged: dict[str, int] = {}
+        for name, cut in recover(self.warc_dir, on_damage=damaged.__setitem__).items():
             logger.warning("%s: cut a torn record of %d bytes left by an interrupted run", name, cut)
+        for name, offset in damaged.items():
+            logger.error(
+                "%s: damaged in the middle, at byte %d; left as it is (nothing after the damage is cut) and indexed"
+                " around it; `scrapy reextract` reads around it too", name, offset,
+            )
         for path in sorted(self.warc_dir.glob(f"*{SUFFIX}")):
-            if not path.with_name(path.name + CDXJ_SUFFIX).exists():
+            if path.name in damaged:
+                index_around_damage(path)
+            elif not path.with_name(path.name + CDXJ_SUFFIX).exists():
                 write_cdxj(path)
         # Temporary files of a run killed while it indexed or packaged: made again from the whole files.
         for leftover in [*self.warc_dir.glob(f"*{CDXJ_SUFFIX}.tmp"), *self.wacz_dir.glob("*.tmp")]:

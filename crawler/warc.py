@@ -501,21 +501,33 @@ def _intact_length(path: Path) -> int:
     return intact
 
 
-def recover(directory: Path) -> dict[str, int]:
-    """Cut a torn tail off every WARC file in directory (a crash mid-record): keep the whole gzip members
-    up to the last complete record, truncate the rest; returns {file name: bytes cut}. Never touch a
-    whole file.
+def recover(directory: Path, on_damage=None) -> dict[str, int]:
+    """Cut a torn tail off the WARC files of a run that was killed (a crash mid-record): keep the whole gzip
+    members up to the last complete record, truncate the rest; returns {file name: bytes cut}.
 
-    Only files that were cut are in the result. A file whose very first record was torn is cut to zero
-    bytes and left in place (an empty file is a valid, empty WARC). Its CDXJ index, if the writer never
-    got to write one, can be made with ``write_cdxj``.
+    Only a file without its CDXJ index is a killed run's (its writer indexes each file when it closes it
+    whole), so only those are read; an indexed file is never read again nor cut, whatever happened to it
+    since. And only a torn tail is cut: when a WARC record can still be found after the unreadable bytes,
+    the damage is in the middle of the file (a disk's, a copy's), cutting would throw the records after it
+    away, so the file is left as it is and ``on_damage(name, offset)`` told (re-extraction reads around it).
+
+    A file whose very first record was torn is cut to zero bytes and left in place (an empty file is a
+    valid, empty WARC). Its CDXJ index can then be made with ``write_cdxj``.
     """
     cut: dict[str, int] = {}
     for path in sorted(Path(directory).glob(f"*{SUFFIX}")):
+        if path.with_name(path.name + CDXJ_SUFFIX).exists():
+            continue
         size = path.stat().st_size
         intact = _intact_length(path)
         if intact == size:
             continue  # whole: not even opened for writing
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            damaged_middle = _next_record_start(view, intact) is not None
+        if damaged_middle:
+            if on_damage is not None:
+                on_damage(path.name, intact)
+            continue
         with open(path, "r+b") as fh:
             fh.truncate(intact)
             fh.flush()
@@ -771,6 +783,26 @@ def write_cdxj(warc_path: Path) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return out
+
+
+def index_around_damage(warc_path: Path) -> Path:
+    """Write ``<warc name>.cdxj`` for a file damaged in the middle, from the records ``scan_records`` finds on
+    both sides of the damage: cdxj-indexer (``write_cdxj``) stops at the first unreadable record."""
+    warc_path = Path(warc_path)
+    lines = []
+    for record in scan_records(warc_path, lambda damage: None):
+        if record.type not in ("response", "revisit"):
+            continue
+        status = record.http_status()
+        head = record.block[: record.block.find(b"\r\n\r\n")].decode("latin-1") if status is not None else ""
+        mime = "warc/revisit" if record.type == "revisit" else next(
+            (line.split(":", 1)[1].strip() for line in head.split("\r\n")[1:] if line.lower().startswith("content-type:")), "",
+        )
+        lines.append(cdxj_line(
+            record.url, record.headers.get("warc-date", ""), mime, status, record.headers.get("warc-payload-digest"),
+            record.offset, record.length, warc_path.name,
+        ))
+    return write_index(warc_path, lines)
 
 
 def _page_line(page: dict) -> dict:

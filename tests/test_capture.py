@@ -246,3 +246,40 @@ def test_a_full_disk_while_indexing_or_packaging_is_exit_7_with_one_line_and_no_
         assert read_jsonl(small / "data" / ARTICLES) == whole_lines(small / "data" / ARTICLES)
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+@pytest.mark.parametrize("indexed", [True, False], ids=["closed whole", "left unindexed by a killed run"])
+def test_a_warc_file_damaged_in_the_middle_is_never_cut_by_the_next_run(serve_mirror, shared_site, tmp_path, indexed):
+    """Garbage in the middle of an earlier run's WARC file (a disk's, a copy's) is no torn tail: the next run
+    keeps every byte after it. A file its run indexed is not even read; one a killed run left unindexed gets
+    one error line naming the place, and its index holds the records on both sides of the damage."""
+    server = serve_mirror(shared_site / "www")
+    data_dir = tmp_path / "data"
+    assert run_crawl(server.url, data_dir, THEORY_CHANNEL_URL="").returncode == 0
+    (warc_file,) = sorted((data_dir / "warc").glob("*.warc.gz"))
+    index = Path(f"{warc_file}.cdxj")
+    whole_index = index.read_text().splitlines()
+    data = warc_file.read_bytes()
+    middle = len(data) // 2
+    warc_file.write_bytes(data[:middle] + bytes((i * 7 + 3) % 256 for i in range(4096)) + data[middle:])
+    damaged = warc_file.read_bytes()
+    if not indexed:
+        index.unlink()
+
+    rerun = run_crawl(server.url, data_dir, THEORY_CHANNEL_URL="")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert warc_file.read_bytes() == damaged
+    assert "Traceback" not in rerun.stderr
+    lines = [line for line in rerun.stderr.splitlines() if "damaged in the middle" in line]
+    if indexed:
+        assert lines == []
+        assert index.read_text().splitlines() == whole_index
+        return
+    (line,) = lines
+    offset = int(line.split("at byte ", 1)[1].split(";")[0])
+    assert 0 < offset <= middle, line
+    entries = [json.loads(entry.split(" ", 2)[2]) for entry in index.read_text().splitlines()]
+    assert any(int(entry["offset"]) > middle for entry in entries) and any(int(entry["offset"]) < offset for entry in entries)
+    assert len(entries) >= 0.9 * len(whole_index)
+    for entry in entries:  # every line points at a whole record
+        gzip.decompress(damaged[int(entry["offset"]): int(entry["offset"]) + int(entry["length"])])
