@@ -17,7 +17,7 @@ from dataclasses import asdict
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from itemadapter import ItemAdapter
 import fastjsonschema
@@ -490,12 +490,9 @@ class StoragePipeline(_StatePipeline):
                 )
                 self.stats.set_value("theory/recovery/missing_duplicates", missing)
 
-    def index_first_versions(self, path: Path) -> None:
-        """Articles written by a release before revisits have no version in the state, so no published date,
-        and would never count as recent for revisits: their lines give them one, once."""
-        undated = self.state.written_without_first_version()
-        if not undated:
-            return
+    @staticmethod
+    def article_lines(path: Path) -> Iterator[dict]:
+        """The lines of articles.jsonl that are articles (with an article_id), for an upgrade's one reading."""
         try:
             with open(path, "rb") as lines:
                 for line in lines:
@@ -504,13 +501,22 @@ class StoragePipeline(_StatePipeline):
                     except ValueError:
                         continue  # a torn line was cut by recover(); anything else is not an article
                     if isinstance(record, dict) and isinstance(record.get("article_id"), str):
-                        self.state.record_first_version(
-                            record["article_id"], record.get("published_date"), record.get("page_count"), record.get("content_hash")
-                        )
+                        yield record
         except FileNotFoundError:
             pass
         except OSError as error:
             raise OutputError(path, error) from None
+
+    def index_first_versions(self, path: Path) -> None:
+        """Articles written by a release before revisits have no version in the state, so no published date,
+        and would never count as recent for revisits: their lines give them one, once."""
+        undated = self.state.written_without_first_version()
+        if not undated:
+            return
+        for record in self.article_lines(path):
+            self.state.record_first_version(
+                record["article_id"], record.get("published_date"), record.get("page_count"), record.get("content_hash")
+            )
         # What the file lacks gets a version without a date, so that the file is read this once only.
         left = self.state.record_undated_first_versions()
         indexed = undated - left
@@ -526,21 +532,10 @@ class StoragePipeline(_StatePipeline):
         if not unknown:
             return
         archived = 0
-        try:
-            with open(path, "rb") as lines:
-                for line in lines:
-                    try:
-                        record = json.loads(line)
-                    except ValueError:
-                        continue  # a torn line was cut by recover(); anything else is not an article
-                    if isinstance(record, dict) and isinstance(record.get("article_id"), str):
-                        source = written_from(record)
-                        if self.state.record_source(record["article_id"], source) and source == "archive":
-                            archived += 1
-        except FileNotFoundError:
-            pass
-        except OSError as error:
-            raise OutputError(path, error) from None
+        for record in self.article_lines(path):
+            source = written_from(record)
+            if self.state.record_source(record["article_id"], source) and source == "archive":
+                archived += 1
         # What the file lacks is taken as live, as it was revisited until now, so that the file is read this once only.
         self.state.record_unknown_sources_live()
         logger.info("%s: %d articles of an earlier release get their source in the state, %d of them read from a web archive", path, unknown, archived)
