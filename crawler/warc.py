@@ -273,6 +273,7 @@ class WarcWriter:
         kept = [(n, v) for n, v in _check_headers(response_headers) if n.lower() != "transfer-encoding"]
         reason = _REASONS.get(status, "")
         response_head = _http_head(http_version, f"{status} {reason}".rstrip(), kept)
+        evidence = b""  # a 304's: its status line and headers, in a metadata record after its revisit record
         if revisit is None:
             response_member, response_id, digest = record_member("response", list(common.items()), response_head, payload)
         else:
@@ -283,7 +284,6 @@ class WarcWriter:
                 refers["WARC-Refers-To"] = revisit.refers_to
             if revisit.digest:
                 refers["WARC-Payload-Digest"] = revisit.digest
-            evidence = b""
             if revisit.profile == NOT_MODIFIED_PROFILE:
                 # A server-not-modified revisit has no block (WARC 1.1, 6.7.3 allows it): replay tools serve a
                 # revisit holding a 304's headers as that 304 (pywb 2.10: resolvingloader.py, "if redirect, don't
@@ -311,7 +311,7 @@ class WarcWriter:
         )
         mime = "warc/revisit" if revisit is not None else next((v for n, v in kept if n.lower() == "content-type"), "")
         # The 304's evidence right after its revisit record, in the same file: read back with one seek.
-        pair = response_member + (evidence if revisit is not None else b"") + request_member
+        pair = response_member + evidence + request_member
         # Rotate when this pair would push a file that already holds an exchange past max_size (a
         # single exchange larger than max_size still gets written, alone in its file).
         if self._fh is not None and self._records and self._size + len(pair) > self.max_size:

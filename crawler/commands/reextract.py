@@ -391,7 +391,7 @@ class Extraction:
         read_page = legacy.read_article_page if layout == LEGACY else partial(
             current.read_article_page, channel_path=urlsplit(channel_url).path or "/")
         reading = RevisitReading(listed["url"], listed["page_count"], read_page, self.section_names, self.not_found_phrases)
-        result, read = None, 0
+        result = None
         for record_id in listed["answers"]:
             place = self.found.responses.get(record_id)
             response = self.answer(place) if place is not None else None
@@ -399,7 +399,6 @@ class Extraction:
                 # An answer not in the capture (damage): never a judgement on part of what the crawl read.
                 self.stats.inc_value("theory/reextract/incomplete_revisit_records")
                 return
-            read += 1
             result = reading.read(response, asdict(RecordRef(place.file, place.offset, place.length, place.record_id)))
             if result is not None:
                 break
