@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,6 +118,18 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def load_expected(site: Path) -> list[dict]:
     return read_jsonl(site / "expected.jsonl")
+
+
+@pytest.fixture
+def www(shared_site, tmp_path) -> Path:
+    """A private copy of the legacy mirror's site root, free to change."""
+    return Path(shutil.copytree(shared_site / "www", tmp_path / "www"))
+
+
+@pytest.fixture
+def expected(shared_site) -> list[dict]:
+    """The legacy mirror's ground truth."""
+    return load_expected(shared_site)
 
 
 def latest_run_report(data_dir: Path) -> dict:

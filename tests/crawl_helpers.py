@@ -6,6 +6,7 @@ import json
 import re
 import sqlite3
 import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -70,6 +71,16 @@ def start_crawl(base_url: str, data_dir: Path, *spider_args: str, **settings: st
         )
     process.log_path = log_path
     return process
+
+
+def reextract(warc_dir: Path, out: Path, *settings: str, arguments: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """`scrapy reextract WARC_DIR -s THEORY_DATA_DIR=OUT`, with ``-s NAME=VALUE`` settings and ``-a`` arguments."""
+    command = [sys.executable, "-m", "scrapy", "reextract", str(warc_dir), "-s", f"THEORY_DATA_DIR={out}"]
+    for setting in settings:
+        command += ["-s", setting]
+    for argument in arguments:
+        command += ["-a", argument]
+    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
 
 
 def log_of(process: subprocess.Popen) -> str:

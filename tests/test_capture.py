@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import PROJECT_ROOT, read_jsonl, run_crawl
-from crawl_helpers import ARTICLES, start_crawl, wait_for_lines, whole_lines
+from conftest import read_jsonl, run_crawl
+from crawl_helpers import ARTICLES, reextract, start_crawl, wait_for_lines, whole_lines
 from crawler.urls import article_page_url
 from crawler.warc import RecordRef, read_record
 
@@ -116,10 +116,7 @@ def test_the_crawl_of_both_mirrors_is_a_valid_web_archive_its_items_point_into(m
 
     # Offline, from the WARC files alone, the same items again, line for line.
     out = tmp_path / "reextracted"
-    again = subprocess.run(
-        [sys.executable, "-m", "scrapy", "reextract", str(data_dir / "warc"), "-s", f"THEORY_DATA_DIR={out}"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
-    )
+    again = reextract(data_dir / "warc", out)
     assert again.returncode == 0, again.stderr[-3000:]
     strip = lambda rows: [{k: v for k, v in row.items() if k != "crawled_at"} for row in rows]  # noqa: E731
     assert strip(read_jsonl(out / ARTICLES)) == strip(rows)
@@ -157,10 +154,7 @@ def test_a_killed_run_leaves_only_whole_records_and_the_rerun_points_at_whole_on
     # The killed run's half articles and the rerun's fetches of the same articles are both in the capture:
     # re-extraction still gives exactly the lines written.
     out = tmp_path / "reextracted"
-    again = subprocess.run(
-        [sys.executable, "-m", "scrapy", "reextract", str(data_dir / "warc"), "-s", f"THEORY_DATA_DIR={out}"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
-    )
+    again = reextract(data_dir / "warc", out)
     assert again.returncode == 0, again.stderr[-3000:]
     strip = lambda rows: [{k: v for k, v in row.items() if k != "crawled_at"} for row in rows]  # noqa: E731
     assert strip(read_jsonl(out / ARTICLES)) == strip(rows)

@@ -10,12 +10,10 @@ A test that reruns the crawl keeps one server, on one port, for all its runs, as
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import sqlite3
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -46,11 +44,6 @@ from crawl_helpers import (
 
 # --- fixtures --------------------------------------------------------------------------------
 
-
-@pytest.fixture
-def www(shared_site, tmp_path) -> Path:
-    """A private copy of the mirror's site root, free to change."""
-    return Path(shutil.copytree(shared_site / "www", tmp_path / "www"))
 
 
 @pytest.fixture

@@ -45,16 +45,21 @@ def end_run(crawler, pipeline) -> dict:
     return report
 
 
+def whole_run(tmp_path, state, *numbers: int) -> dict:
+    """A run that writes these articles and ends; returns its report."""
+    crawler, pipeline = new_run(tmp_path, state)
+    for number in numbers:
+        pipeline.process_item(article(number))
+    return end_run(crawler, pipeline)
+
+
 def article_ids(data: bytes) -> list[str]:
     return [json.loads(line)["article_id"] for line in data.splitlines()]
 
 
 def test_a_killed_runs_synced_lines_fall_in_the_next_reports_range_once(tmp_path, state):
     output = tmp_path / "articles.jsonl"
-    crawler, pipeline = new_run(tmp_path, state)
-    for number in (1, 2):
-        pipeline.process_item(article(number))
-    first = end_run(crawler, pipeline)["appended"]["articles.jsonl"]
+    first = whole_run(tmp_path, state, 1, 2)["appended"]["articles.jsonl"]
     assert (first["start"], first["end"], first["lines"]) == (0, output.stat().st_size, 2)
 
     # A run killed (SIGKILL) after a sync: 3 and 4 are synced, 5 was written after the sync. No report.
@@ -66,9 +71,7 @@ def test_a_killed_runs_synced_lines_fall_in_the_next_reports_range_once(tmp_path
     for file in (pipeline.out, pipeline.changes, pipeline.duplicates):
         file.close()
 
-    crawler, pipeline = new_run(tmp_path, state)  # its recovery records 5 as written
-    pipeline.process_item(article(6))
-    second = end_run(crawler, pipeline)["appended"]["articles.jsonl"]
+    second = whole_run(tmp_path, state, 6)["appended"]["articles.jsonl"]  # its recovery records 5 as written
     assert second["start"] == first["end"] and second["end"] == output.stat().st_size
     assert second["lines"] == 4
     assert article_ids(output.read_bytes()[second["start"] : second["end"]]) == [article(n).article_id for n in (3, 4, 5, 6)]
@@ -76,29 +79,21 @@ def test_a_killed_runs_synced_lines_fall_in_the_next_reports_range_once(tmp_path
     # The file cut below the last end (a shorter copy put back): the next range starts again at 0.
     data = output.read_bytes()
     output.write_bytes(data[: data.index(b"\n") + 1])
-    crawler, pipeline = new_run(tmp_path, state)
-    pipeline.process_item(article(7))
-    third = end_run(crawler, pipeline)["appended"]["articles.jsonl"]
+    third = whole_run(tmp_path, state, 7)["appended"]["articles.jsonl"]
     assert third["start"] == 0 and third["rewritten_below"] == second["end"] and third["lines"] == 2
 
 
 def test_a_file_rewritten_below_the_delivered_end_delivers_only_lines_no_bag_holds(tmp_path, state, caplog):
     output, dest = tmp_path / "articles.jsonl", tmp_path / "dest"
     dest.mkdir()
-    crawler, pipeline = new_run(tmp_path, state)
-    for number in (1, 2, 3):
-        pipeline.process_item(article(number))
-    end_run(crawler, pipeline)
+    whole_run(tmp_path, state, 1, 2, 3)
     (bag, lines), = deliver_runs(tmp_path, dest, [])
     assert lines["articles.jsonl"] == 3
 
     # Truncated to its first line; the recovery owes 2 and 3 again, and the crawl writes them again with 4.
     data = output.read_bytes()
     output.write_bytes(data[: data.index(b"\n") + 1])
-    crawler, pipeline = new_run(tmp_path, state)
-    for number in (2, 4):
-        pipeline.process_item(article(number))
-    end_run(crawler, pipeline)
+    whole_run(tmp_path, state, 2, 4)
     with caplog.at_level(logging.WARNING, logger="crawler.delivery"):
         (second, _), = deliver_runs(tmp_path, dest, [])
     assert "shorter than what was delivered, or was rewritten below it" in caplog.text
@@ -111,16 +106,12 @@ def test_a_file_rewritten_below_the_delivered_end_delivers_only_lines_no_bag_hol
 def test_a_bag_renamed_by_a_killed_delivery_is_recorded_not_made_again_and_a_partial_one_is_removed(tmp_path, state):
     dest = tmp_path / "dest"
     dest.mkdir()
-    crawler, pipeline = new_run(tmp_path, state)
-    pipeline.process_item(article(1))
-    end_run(crawler, pipeline)
+    whole_run(tmp_path, state, 1)
     (bag, _), = deliver_runs(tmp_path, dest, [])
     (tmp_path / LEDGER).unlink()  # killed between the rename and the ledger
     partial = dest / ".theory-run-20260101T000000.000000Z.partial"
     (partial / "data").mkdir(parents=True)  # killed while it built a bag
-    crawler, pipeline = new_run(tmp_path, state)
-    pipeline.process_item(article(2))
-    end_run(crawler, pipeline)
+    whole_run(tmp_path, state, 2)
     (second, _), = deliver_runs(tmp_path, dest, [])
     assert not partial.exists()
     assert sorted(path.name for path in dest.iterdir()) == [bag.name, second.name]
@@ -131,9 +122,7 @@ def test_a_bag_renamed_by_a_killed_delivery_is_recorded_not_made_again_and_a_par
 def test_a_damaged_ledger_stops_the_delivery_and_once_moved_aside_the_bags_in_dest_are_recorded_again(tmp_path, state):
     dest = tmp_path / "dest"
     dest.mkdir()
-    crawler, pipeline = new_run(tmp_path, state)
-    pipeline.process_item(article(1))
-    end_run(crawler, pipeline)
+    whole_run(tmp_path, state, 1)
     (bag, _), = deliver_runs(tmp_path, dest, [])
     (tmp_path / LEDGER).write_text('{"runs": {', encoding="utf-8")
     with pytest.raises(DeliveryFailed, match="move it aside") as failed:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -58,10 +57,6 @@ def ids(data: bytes) -> list[str]:
 def reports(data_dir: Path) -> list[str]:
     return sorted(path.name for path in (data_dir / "runs").glob("*.json"))
 
-
-@pytest.fixture
-def www(shared_site, tmp_path) -> Path:
-    return Path(shutil.copytree(shared_site / "www", tmp_path / "www"))
 
 
 def test_runs_of_both_sites_each_delivered_as_one_valid_bag_holding_every_line_once(

@@ -17,7 +17,7 @@ import pytest
 from conftest import PROJECT_ROOT, crawl_command
 from crawl_helpers import ARTICLES, UNIQUE_ARTICLES, Run, assert_complete_once, crawl, own_report_path, whole_lines
 from crawler.pipelines import JsonLinesFile, OutputError
-from test_cron import expected, www  # noqa: F401 - fixtures
+from test_cron import expected  # noqa: F401 - the fixture, with its check of the mirror
 
 EXIT_OUTPUT_FAILED = 7
 

@@ -6,28 +6,18 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from warcio.capture_http import capture_http
 
-from conftest import PROJECT_ROOT, load_expected, read_jsonl, run_crawl
-from crawl_helpers import ARTICLES
+from conftest import load_expected, read_jsonl, run_crawl
+from crawl_helpers import ARTICLES, reextract
 
 MIRROR_ONLY = {"THEORY_CHANNEL_URL": ""}
 # Every written article revisited in every run, however recent, and a removal confirmed by two runs in a row.
 REVISIT_ALL_AT_ONCE = {"THEORY_REVISIT_DAYS": "100000", "THEORY_REVISIT_MIN_HOURS": "0", "THEORY_REMOVAL_MIN_HOURS": "0"}
-
-
-def reextract(warc_dir: Path, out: Path, *settings: str, arguments: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "scrapy", "reextract", str(warc_dir), "-s", f"THEORY_DATA_DIR={out}"]
-    for setting in settings:
-        command += ["-s", setting]
-    for argument in arguments:
-        command += ["-a", argument]
-    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
 
 
 def without(rows: list[dict], *fields: str) -> list[dict]:

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sqlite3
 import time
 from pathlib import Path
 
-import pytest
-
-from conftest import load_expected
 from crawl_helpers import (
     SECTIONS,
     SLOW_CRAWL,
@@ -58,14 +54,6 @@ PLEASE_WAIT = """<!DOCTYPE html>
 BOILERPLATE = "　　本文转载自其他媒体，转载目的在于传递更多信息，并不代表本网赞同其观点和对其真实性负责。"
 
 
-@pytest.fixture
-def www(shared_site, tmp_path) -> Path:
-    return Path(shutil.copytree(shared_site / "www", tmp_path / "www"))
-
-
-@pytest.fixture
-def expected(shared_site) -> list[dict]:
-    return load_expected(shared_site)
 
 
 def article_files(www: Path) -> list[Path]:

@@ -14,7 +14,6 @@ import re
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,7 +22,6 @@ import pytest
 from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 
-from conftest import PROJECT_ROOT, load_expected
 from crawl_helpers import (
     ARTICLES,
     SECTIONS,
@@ -35,6 +33,7 @@ from crawl_helpers import (
     line_count,
     log_of,
     read_gbk,
+    reextract,
     single_page_originals,
     start_crawl,
     wait_for_lines,
@@ -51,14 +50,6 @@ IMMEDIATE = {"THEORY_REVISIT_MIN_HOURS": "0", "THEORY_REMOVAL_MIN_HOURS": "0"}
 ALL_RECENT = {"THEORY_REVISIT_DAYS": "100000", **IMMEDIATE}
 
 
-@pytest.fixture
-def www(shared_site, tmp_path) -> Path:
-    return Path(shutil.copytree(shared_site / "www", tmp_path / "www"))
-
-
-@pytest.fixture
-def expected(shared_site) -> list[dict]:
-    return load_expected(shared_site)
 
 
 def validate_change(event: dict) -> None:
@@ -187,11 +178,7 @@ def test_revisits_record_revisions_at_once_and_removals_after_confirmation(serve
     # page of the multi-page article among them) still gives articles.jsonl as first seen, and judges the
     # captured revisits into the same changes.jsonl, under the same removal rule.
     out = tmp_path / "reextracted"
-    rule = [arg for name, value in IMMEDIATE.items() for arg in ("-s", f"{name}={value}")]
-    again = subprocess.run(
-        [sys.executable, "-m", "scrapy", "reextract", str(data_dir / "warc"), "-s", f"THEORY_DATA_DIR={out}", *rule],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
-    )
+    again = reextract(data_dir / "warc", out, *(f"{name}={value}" for name, value in IMMEDIATE.items()))
     assert again.returncode == 0, again.stderr[-3000:]
     strip = lambda rows: [{k: v for k, v in row.items() if k not in ("crawled_at", "warc")} for row in rows]  # noqa: E731
     assert strip(whole_lines(out / ARTICLES)) == strip(whole_lines(data_dir / ARTICLES))

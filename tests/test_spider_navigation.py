@@ -9,7 +9,6 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.test import get_crawler
 from twisted.python.failure import Failure
 
-from crawler.loaders import ArticlePage
 from crawler.spiders.theory import TheorySpider
 from crawler.urls import article_id
 from crawler.walks import Page
