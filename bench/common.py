@@ -196,6 +196,15 @@ def warm_page_cache(www: Path, paths: list[str]) -> None:
 
 
 
+def fastest(runs: list[dict]) -> dict:
+    """The fastest of repeated runs, with the highest peak RSS of them and every run's wall time and peak RSS."""
+    best = dict(min(runs, key=lambda run: run["wall_seconds"]))
+    best["peak_rss_mib"] = max(run["peak_rss_mib"] for run in runs)
+    best["all_wall_seconds"] = [run["wall_seconds"] for run in runs]
+    best["all_peak_rss_mib"] = [run["peak_rss_mib"] for run in runs]
+    return best
+
+
 def files_size(directory: Path, pattern: str) -> tuple[int, int]:
     """(number, total bytes) of the files matching pattern in directory."""
     found = sorted(directory.glob(pattern)) if directory.is_dir() else []

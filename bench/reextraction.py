@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from common import REPO, files_size, log, run_measured, settings_args
+from common import REPO, fastest, files_size, log, run_measured, settings_args
 
 REEXTRACT_SUMMARY = re.compile(
     r"reextract: (\d+) article pages read, (\d+) articles written, (\d+) rejected, (\d+) duplicates"
@@ -64,11 +64,8 @@ def reextract(warc_dir: Path, out_dir: Path, run_dir: Path, label: str) -> dict:
 
 def capture_bench(off: dict, ons: list[dict], capture_dir: Path, run_dir: Path, label: str, repeat: int, bare: dict) -> dict:
     """Capture on against off (same invocation, alternating), sizes of the capture, and its re-extraction."""
-    on = dict(min(ons, key=lambda run: run["wall_seconds"]))
+    on = fastest(ons)
     on["complete"] = all(run["complete"] for run in ons)
-    on["peak_rss_mib"] = max(run["peak_rss_mib"] for run in ons)
-    on["all_wall_seconds"] = [run["wall_seconds"] for run in ons]
-    on["all_peak_rss_mib"] = [run["peak_rss_mib"] for run in ons]
     on["same_requests_as_bare"] = all(run["server"]["requests"] == bare["server"]["requests"] for run in ons)
     warc_files, warc_bytes = files_size(capture_dir / "warc", "*.warc.gz")
     wacz_files, wacz_bytes = files_size(capture_dir / "wacz", "*.wacz")
@@ -100,10 +97,7 @@ def capture_bench(off: dict, ons: list[dict], capture_dir: Path, run_dir: Path, 
         runs.append(reextract(capture_dir / "warc", run_dir / f"{label}-reextract-data", run_dir, f"{label}-reextract"))
         log(f"{label}: {runs[-1]['summary']} in {runs[-1]['wall_seconds']} s = {runs[-1]['articles_per_second']} articles/s,"
             f" peak RSS {runs[-1]['peak_rss_mib']} MiB")
-    again = dict(min(runs, key=lambda run: run["wall_seconds"]))
-    again["peak_rss_mib"] = max(run["peak_rss_mib"] for run in runs)
-    again["all_wall_seconds"] = [run["wall_seconds"] for run in runs]
-    again["all_peak_rss_mib"] = [run["peak_rss_mib"] for run in runs]
+    again = fastest(runs)
     again["over_crawl_on_articles_per_second"] = round(again["articles_per_second"] / on["articles_per_second"], 2)
     again["over_crawl_off_articles_per_second"] = round(again["articles_per_second"] / off["articles_per_second"], 2)
     again["comparison"] = compare_articles(capture_dir / "articles.jsonl", Path(runs[-1]["data_dir"]) / "articles.jsonl")

@@ -45,8 +45,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from common import (
-    BENCH, CAPTURE_OFF, CAPTURE_ON, FAST, REPO, SEED, bare_settings, crawl_paths, ensure_mirror, git_state, log, read_jsonl,
-    run_measured, settings_args, shared_site, warm_page_cache,
+    BENCH, CAPTURE_OFF, CAPTURE_ON, FAST, REPO, SEED, bare_settings, crawl_paths, ensure_mirror, fastest, git_state, log,
+    read_jsonl, run_measured, settings_args, shared_site, warm_page_cache,
 )
 from crawling import bare_fetch, crawl
 from parsing import FIELDS, parse_bench
@@ -88,12 +88,9 @@ def bench_mirror(site: Path, work: Path, articles: int, label: str, incremental:
             )
             runs.append(run)
     bare = min(bares, key=lambda run: run["wall_seconds"])
-    full = dict(min(crawls, key=lambda run: run["wall_seconds"]))
+    full = fastest(crawls)
     full["complete"] = all(run["complete"] for run in crawls)
-    full["peak_rss_mib"] = max(run["peak_rss_mib"] for run in crawls)
     bare["all_wall_seconds"] = [run["wall_seconds"] for run in bares]
-    full["all_wall_seconds"] = [run["wall_seconds"] for run in crawls]
-    full["all_peak_rss_mib"] = [run["peak_rss_mib"] for run in crawls]
     full["crawl_over_bare"] = round(full["pages_per_second"] / bare["pages_per_second"], 3)
     full["same_requests_as_bare"] = all(run["server"]["requests"] == bare["server"]["requests"] for run in crawls)
     result = {

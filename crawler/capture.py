@@ -1,5 +1,6 @@
-"""The run's web archive: every HTTP exchange as WARC records, a CDXJ index beside each file, and a
-WACZ package of the run at its end (``<THEORY_DATA_DIR>/warc/``, ``<THEORY_DATA_DIR>/wacz/``).
+"""The run's web archive: every HTTP exchange as WARC records, a CDXJ index beside each file, and at its
+end a WACZ package of every WARC file no package holds yet, the killed runs' too
+(``<THEORY_DATA_DIR>/warc/``, ``<THEORY_DATA_DIR>/wacz/``).
 
 One ``Capture`` per crawl, shared by the capture middleware (which writes an exchange as it arrives)
 and the storage pipeline (which syncs the WARC file before the lines that point into it, and tells
@@ -31,6 +32,7 @@ from crawler.warc import (
     package_wacz,
     payload_digest,
     recover,
+    run_of,
     scan_records,
     software,
     warc_date,
@@ -86,7 +88,7 @@ class LatestCaptures:
         for path in sorted(warc_dir.glob(f"*{SUFFIX}")):
             for record in scan_records(path, damaged):
                 if record.type == "response" and record.http_status() == 200 and "warc-payload-digest" in record.headers:
-                    ref = RecordRef(record.file, record.offset, record.length, record.record_id)
+                    ref = record.ref
                     self.put(record.url, ref, record.headers["warc-payload-digest"], record.headers.get("warc-date", ""))
 
     def get(self, url: str) -> tuple[RecordRef, str, str] | None:
@@ -194,6 +196,7 @@ class Capture:
             ip_address=str(response.ip_address) if response.ip_address else None,
             date=date,
             revisit=revisit,
+            digest=digest,
         )
         if revisit is not None:
             return known[0] if revisit.profile == IDENTICAL_PAYLOAD_PROFILE else ref
@@ -273,7 +276,7 @@ class Capture:
         self.wacz_dir.mkdir(parents=True, exist_ok=True)
         files = unpackaged(self.warc_dir, self.wacz_dir)
         if files:
-            out = self.wacz_dir / (files[0].name.removesuffix(SUFFIX).rsplit("-", 1)[0] + ".wacz")
+            out = self.wacz_dir / (run_of(files[0]) + ".wacz")
             while out.exists():  # a killed run's files packaged under the stamp of their run
                 out = out.with_name(out.stem + "-1.wacz")
             self.packaged = out
@@ -289,20 +292,23 @@ class Capture:
             logger.error("the web archive could not be completed: %s (its WARC files are whole)", error)
 
 
-def packaged_warc_files(wacz_dir: Path) -> set[str]:
-    """The WARC file names inside the WACZ packages of wacz_dir (an unreadable package holds none)."""
-    names: set[str] = set()
-    for package in sorted(wacz_dir.glob("*.wacz")):
+def packaged_warc_files(wacz_dir: Path, on_unreadable) -> dict[str, Path]:
+    """WARC file name -> the WACZ package of wacz_dir that holds it. A package that cannot be read holds
+    none: ``on_unreadable(package, error)`` says what follows from that."""
+    index: dict[str, Path] = {}
+    for package in sorted(Path(wacz_dir).glob("*.wacz")):
         try:
             with zipfile.ZipFile(package) as wacz:
-                names.update(name.removeprefix("archive/") for name in wacz.namelist() if name.startswith("archive/"))
+                index.update((name.removeprefix("archive/"), package) for name in wacz.namelist() if name.startswith("archive/"))
         except (OSError, zipfile.BadZipFile) as error:
-            logger.error("%s cannot be read (%s): its WARC files are packaged again", package, error)
-    return names
+            on_unreadable(package, error)
+    return index
 
 
 def unpackaged(warc_dir: Path, wacz_dir: Path) -> list[Path]:
-    done = packaged_warc_files(wacz_dir)
+    done = packaged_warc_files(
+        wacz_dir, lambda package, error: logger.error("%s cannot be read (%s): its WARC files are packaged again", package, error),
+    )
     return [path for path in sorted(warc_dir.glob(f"*{SUFFIX}")) if path.name not in done]
 
 

@@ -18,10 +18,10 @@ import json
 import logging
 import os
 import shutil
-import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from crawler.capture import packaged_warc_files
 from crawler.warc import fsync_dir
 
 logger = logging.getLogger(__name__)
@@ -225,16 +225,9 @@ def read_range(path: Path, start: int, end: int) -> list[bytes]:
 
 def wacz_index(wacz_dir: Path) -> dict[str, Path]:
     """WARC file name -> the WACZ that packages it."""
-    index = {}
-    for wacz in sorted(Path(wacz_dir).glob("*.wacz")):
-        try:
-            with zipfile.ZipFile(wacz) as package:
-                for member in package.namelist():
-                    if member.startswith("archive/"):
-                        index[member.removeprefix("archive/")] = wacz
-        except (OSError, zipfile.BadZipFile) as error:
-            logger.warning("%s: not a readable WACZ (%s); its WARC files are delivered bare", wacz, error)
-    return index
+    return packaged_warc_files(
+        wacz_dir, lambda package, error: logger.warning("%s: not a readable WACZ (%s); its WARC files are delivered bare", package, error),
+    )
 
 
 def _fsync_tree(root: Path) -> None:

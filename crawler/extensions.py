@@ -196,7 +196,7 @@ class RunReport:
         self.crawler.stats.set_value("theory/exit_status", status)
         level = logging.INFO if status == EXIT_OK else logging.ERROR
         try:
-            report.update(self.appended(report))
+            report.update(self.appended())
         except OSError as error:  # the report is still written: it says how the run went
             logger.error("the run's appended ranges could not be read: %s", error)
         try:
@@ -207,7 +207,7 @@ class RunReport:
             return
         logger.log(level, "run summary (%s):\n%s", path, format_report(report))
 
-    def appended(self, report: dict) -> dict:
+    def appended(self) -> dict:
         """Where this run's output is (crawler/delivery.py): what a downstream archive reads up to."""
         from crawler.delivery import JSONL_FILES, appended_ranges, reports, warc_ranges
 

@@ -8,9 +8,10 @@ the alert on ``theory_crawler_last_success_timestamp_seconds``. The metrics:
 - ``theory_crawler_last_success_timestamp_seconds``: the end of the last run with exit status 0, carried over
   from the file by the runs that fail; absent until one succeeds;
 - ``theory_crawler_last_run_written``, ``theory_crawler_last_run_requests``: articles written, requests sent;
-- ``theory_crawler_last_run_revisits{outcome}``: revisits of written articles (``revisited``, ``not_modified``)
-  and the events of changes.jsonl they made (``revised``, ``removed``, ``restored``), and ``failing`` (removal
-  signals not yet confirmed);
+- ``theory_crawler_last_run_revisits{outcome}``: the run report's ``revisits``: revisits of written articles
+  (``revisited``, ``not_modified``), the events of changes.jsonl they made (``revised``, ``corrected``,
+  ``removed``, ``restored``), ``failing`` (removal signals not yet confirmed), ``removal_too_soon``,
+  ``revisions_withheld`` and ``skipped_archived``;
 - ``theory_crawler_last_run_failures{kind, reason}``: ``kind`` is ``start``, ``article``, ``listing`` or ``feed``
   (one series per reason: ``http_404``, ``timeout``, ``too_large``...), ``duplicate`` (reason ``url`` or ``content``),
   ``rejected`` or ``parse`` (reason ``""``);

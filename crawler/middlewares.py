@@ -16,12 +16,15 @@ from urllib.parse import urldefrag, urljoin
 
 from scrapy.exceptions import (
     CannotResolveHostError,
+    DownloadCancelledError,
     DownloadConnectionRefusedError,
     DownloadFailedError,
     DownloadTimeoutError,
     IgnoreRequest,
     NotConfigured,
+    ResponseDataLossError,
 )
+from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.http import TextResponse
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom, resolve_encoding
 from w3lib.url import safe_url_string
@@ -266,3 +269,35 @@ class WarcCaptureMiddleware:
             return response
         request.meta["warc"] = asdict(ref)
         return response
+
+
+# Short names of Scrapy's download errors, for log lines, stats and the state's last_error.
+DOWNLOAD_ERRORS = {
+    DownloadTimeoutError: "timeout",
+    DownloadConnectionRefusedError: "connection_refused",
+    CannotResolveHostError: "dns_lookup_failed",
+    ResponseDataLossError: "data_loss",
+    # Scrapy's HTTP handlers cancel a download only when its body is over DOWNLOAD_MAXSIZE, announced
+    # (Content-Length) or while it comes in (a timeout is DownloadTimeoutError).
+    DownloadCancelledError: "too_large",
+}
+
+
+def failure_reason(failure) -> str:
+    if failure.check(HttpError):
+        return f"http_{failure.value.response.status}"
+    if failure.check(RedirectFailed):
+        return failure.value.reason
+    if failure.check(HostDown):  # not sent: named by the failure that closed its host
+        cause = failure.value.cause
+        return next((reason for error, reason in DOWNLOAD_ERRORS.items() if issubclass(cause, error)), cause.__name__)
+    # A body that inflates past DOWNLOAD_MAXSIZE (HttpCompressionMiddleware) is an IgnoreRequest, as are
+    # robots.txt and offsite drops: only Scrapy's message tells it apart.
+    if failure.check(IgnoreRequest) and "DOWNLOAD_MAXSIZE" in str(failure.value):
+        return "too_large"
+    if failure.check(IgnoreRequest) and "max redirections" in str(failure.value):
+        return "redirect_loop"  # RedirectMiddleware's REDIRECT_MAX_TIMES: a chain too long to be anything else
+    for error, reason in DOWNLOAD_ERRORS.items():
+        if failure.check(error):
+            return reason
+    return failure.type.__name__

@@ -6,6 +6,7 @@ is fsynced and recorded in the crawl state, and that bookkeeping is what makes r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from crawler.capture import Capture
 from crawler.drift import FieldWatch
 from crawler.items import ContentDuplicate
 from crawler.processors import utc_now_iso
-from crawler.revisions import PRESENT, REMOVED, RevisitResult, correctable_fields, corrections
+from crawler.revisions import EVENTS, PRESENT, REMOVED, RevisitResult, correctable_fields, corrections
 from crawler.state import written_from
 
 
@@ -316,8 +317,8 @@ class StoragePipeline(_StatePipeline):
         self.sync_seconds = sync_seconds
         self.removal_confirmations = removal_confirmations
         self.removal_min_hours = removal_min_hours
-        # Revisits that found a new version, held until the run knows what share of its whole revisits
-        # they are (see close_spider); a held one a crash loses is simply found again by the next run.
+        # Revisits that found a new version or corrected fields, held until the run knows what share of its
+        # whole revisits they are (see record_held_revisions); a held one a crash loses is found again next run.
         self.held_revisions: list[RevisitResult] = []
         # Off for `scrapy reextract -a correct=1`: a parser fix rightly corrects most articles at once.
         self.revision_alarm = True
@@ -372,12 +373,7 @@ class StoragePipeline(_StatePipeline):
         synced, size = self.synced_and_size(ARTICLES_FILE, path)
         written: set[str] = set()
         if size > synced:
-            try:
-                with open(path, "r+b") as tail:
-                    tail.seek(synced)
-                    written = self.index_lines(path, tail, synced)
-            except OSError as error:
-                raise OutputError(path, error) from None
+            written = self.index_lines(path, synced)
         if synced == 0:  # the whole file was read: whatever the state says is written and it lacks, is owed
             missing = self.state.reset_written(written)
             if missing:
@@ -394,32 +390,37 @@ class StoragePipeline(_StatePipeline):
             synced = 0
         return synced, size
 
-    def read_tail(self, path: Path, tail, start: int):
-        """The JSON values of the lines of ``tail`` from ``start`` on; cuts it at the first torn line."""
-        offset = start
-        for line in tail:
-            if not line.endswith(b"\n"):
-                record = None
-            else:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    record = None
-            if record is None:
-                cut = size_of(tail) - offset
-                logger.warning("%s: cutting %d bytes from byte %d on, from a torn or garbled line", path, cut, offset)
-                tail.truncate(offset)
-                self.stats.inc_value("theory/recovery/cut_bytes", cut)
-                return
-            offset += len(line)
-            yield record
+    def read_tail(self, path: Path, start: int) -> Iterator:
+        """The JSON values of the lines of ``path`` from ``start`` on; cuts the file at the first torn line."""
+        try:
+            with open(path, "r+b") as tail:
+                tail.seek(start)
+                offset = start
+                for line in tail:
+                    if not line.endswith(b"\n"):
+                        record = None
+                    else:
+                        try:
+                            record = json.loads(line)
+                        except ValueError:
+                            record = None
+                    if record is None:
+                        cut = size_of(tail) - offset
+                        logger.warning("%s: cutting %d bytes from byte %d on, from a torn or garbled line", path, cut, offset)
+                        tail.truncate(offset)
+                        self.stats.inc_value("theory/recovery/cut_bytes", cut)
+                        return
+                    offset += len(line)
+                    yield record
+        except OSError as error:
+            raise OutputError(path, error) from None
 
-    def index_lines(self, path: Path, tail, start: int) -> set[str]:
-        """Record the lines of ``tail`` (from ``start``) as written; cut it at the first torn line."""
+    def index_lines(self, path: Path, start: int) -> set[str]:
+        """Record the lines of ``path`` from ``start`` on as written; cut it at the first torn line."""
         written: set[str] = set()
         foreign = 0
-        for record in self.read_tail(path, tail, start):
-            if not (isinstance(record, dict) and all(isinstance(record.get(key), str) for key in ("article_id", "url"))):
+        for record in self.read_tail(path, start):
+            if not names_an_article(record):
                 foreign += 1
                 continue
             self.state.mark_written(
@@ -448,15 +449,10 @@ class StoragePipeline(_StatePipeline):
         if size <= synced:
             return
         replayed = 0
-        try:
-            with open(path, "r+b") as tail:
-                tail.seek(synced)
-                for event in self.read_tail(path, tail, synced):
-                    if isinstance(event, dict) and event.get("event") in ("revised", "corrected", "removed", "restored") and event.get("article_id"):
-                        self.state.apply_event(event)
-                        replayed += 1
-        except OSError as error:
-            raise OutputError(path, error) from None
+        for event in self.read_tail(path, synced):
+            if isinstance(event, dict) and event.get("event") in EVENTS and event.get("article_id"):
+                self.state.apply_event(event)
+                replayed += 1
         if replayed:
             logger.info("%s: %d events from byte %d on, which the state did not record, are recorded now", path, replayed, synced)
             self.stats.set_value("theory/recovery/replayed_events", replayed)
@@ -469,15 +465,10 @@ class StoragePipeline(_StatePipeline):
         synced, size = self.synced_and_size(DUPLICATES_FILE, path)
         present: set[str] = set()
         if size > synced:
-            try:
-                with open(path, "r+b") as tail:
-                    tail.seek(synced)
-                    for record in self.read_tail(path, tail, synced):
-                        if isinstance(record, dict) and all(isinstance(record.get(key), str) for key in ("article_id", "url")):
-                            self.state.mark_duplicate(record["article_id"], record["url"], record.get("section_id"), record.get("content_hash"))
-                            present.add(record["article_id"])
-            except OSError as error:
-                raise OutputError(path, error) from None
+            for record in self.read_tail(path, synced):
+                if names_an_article(record):
+                    self.state.mark_duplicate(record["article_id"], record["url"], record.get("section_id"), record.get("content_hash"))
+                    present.add(record["article_id"])
             if present:
                 logger.info("%s: %d records from byte %d on, which the state did not record, are recorded now", path, len(present), synced)
                 self.stats.set_value("theory/recovery/replayed_duplicates", len(present))
@@ -546,10 +537,8 @@ class StoragePipeline(_StatePipeline):
         """Make what was written durable, in the order that keeps every durable line's evidence whole:
         the WARC records it points at, then the lines, then the state that counts them as written."""
         if self.capture:
-            try:
+            with self.capture_errors():
                 self.capture.sync()
-            except OSError as error:
-                raise OutputError(self.capture.warc_dir, error) from None
         self.sync_state(self.out.sync(), self.changes.sync(), self.duplicates.sync())
 
     def sync_state(self, size: int, changes_size: int, duplicates_size: int) -> None:
@@ -617,20 +606,24 @@ class StoragePipeline(_StatePipeline):
     def capture_article(self, record: dict, revision: bool = False) -> None:
         """Record in the capture which pages make this article, before its line is written."""
         if self.capture:
-            try:
+            with self.capture_errors():
                 self.capture.article_written(record, revision)
-            except OSError as error:
-                raise OutputError(self.capture.warc_dir, error) from None
 
     def capture_revisit(self, result: RevisitResult, now: str) -> None:
         """Record in the capture which answers this revisit read and when it was judged, before its events:
         re-extraction judges them again into the same events (a revisit without answers, a download
         error, makes none and has nothing to read again)."""
         if self.capture and result.answers and not result.via:
-            try:
+            with self.capture_errors():
                 self.capture.revisit_judged(result, now)
-            except OSError as error:
-                raise OutputError(self.capture.warc_dir, error) from None
+
+    @contextlib.contextmanager
+    def capture_errors(self) -> Iterator[None]:
+        """A write of the capture that fails (a full disk) is an output failure like any other."""
+        try:
+            yield
+        except OSError as error:
+            raise OutputError(self.capture.warc_dir, error) from None
 
     def written_one(self) -> None:
         self.unsynced += 1
@@ -638,7 +631,8 @@ class StoragePipeline(_StatePipeline):
             self.sync()
 
     def revisit(self, result: RevisitResult) -> None:
-        """Count one revisit; record it at once, or hold it if it found a new version (see close_spider)."""
+        """Count one revisit; record it at once, or hold it if it found a new version or corrected fields (see
+        record_held_revisions)."""
         stats = self.stats
         stats.inc_value("theory/revisit/revisited")
         if result.not_modified:
@@ -665,10 +659,7 @@ class StoragePipeline(_StatePipeline):
         if result.via:  # the capture read again: corrections only (see RevisitResult.via)
             item = dict(ItemAdapter(result.item))
             if changed := corrections(known["fields"], correctable_fields(item)):
-                events.append({
-                    "event": "corrected", **base, "fields": changed, "detected_at": now,
-                    "evidence": {"status": None, "warc": item.get("warc") or [], "parser_version": item.get("parser_version"), "source": result.via},
-                })
+                events.append(corrected_event(base, changed, now, item, status=None, source=result.via))
             updates = {}
         elif result.verdict == PRESENT:
             if known["removed"]:
@@ -682,10 +673,7 @@ class StoragePipeline(_StatePipeline):
             elif item is not None and (changed := corrections(known["fields"], correctable_fields(item))):
                 # The same title and body with other field values: the site fixed a name, or today's readers
                 # read the page better than those that wrote the line.
-                events.append({
-                    "event": "corrected", **base, "fields": changed, "detected_at": now,
-                    "evidence": {"status": result.status, "warc": item.get("warc") or [], "parser_version": item.get("parser_version")},
-                })
+                events.append(corrected_event(base, changed, now, item, status=result.status))
             if item is not None:
                 updates["page_count"] = item["page_count"]
                 if known["fields"] is None:  # a line written before fields were kept: what it reads now is the base
@@ -790,6 +778,20 @@ class StoragePipeline(_StatePipeline):
         for file in (self.out, self.changes, self.duplicates):
             if file:
                 file.close()
+
+
+def names_an_article(record) -> bool:
+    """A line of articles.jsonl or duplicates.jsonl: an object naming an article by id and URL."""
+    return isinstance(record, dict) and all(isinstance(record.get(key), str) for key in ("article_id", "url"))
+
+
+def corrected_event(base: dict, changed: dict, now: str, item: dict, status: int | None, source: str | None = None) -> dict:
+    """A ``corrected`` event: the fields that read otherwise, and the capture they were read from (with
+    ``source`` when it was no revisit of the site but the capture read again)."""
+    evidence = {"status": status, "warc": item.get("warc") or [], "parser_version": item.get("parser_version")}
+    if source:
+        evidence["source"] = source
+    return {"event": "corrected", **base, "fields": changed, "detected_at": now, "evidence": evidence}
 
 
 def size_of(file) -> int:

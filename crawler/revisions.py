@@ -1,8 +1,9 @@
 """Revisits of written articles: is the article still there, and is it still what was written?
 
 ``classify`` is a pure function of one answer of the site (status, redirect target, what the reader
-found), so that its judgement can be tested on saved pages; the spider asks it, and the storage
-pipeline turns its verdicts into events of ``changes.jsonl`` (see ``RevisitResult``).
+found), so that its judgement can be tested on saved pages. ``RevisitReading`` asks it answer by answer
+for the spider's revisits and for re-extraction's, and the storage pipeline turns the results into events of
+``changes.jsonl`` (see ``RevisitResult``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ logger = logging.getLogger(__name__)
 PRESENT = "present"
 REMOVED = "removed"
 UNKNOWN = "unknown"
+# The kinds of event of changes.jsonl (crawler/schema/change.schema.json), each a state change
+# (``CrawlState.apply_event``).
+EVENTS = ("revised", "corrected", "removed", "restored")
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 GONE = frozenset({404, 410})
@@ -235,10 +239,7 @@ class RevisitReading:
                 verdict.kind, status=response.status, redirect_target=target, reason=reason,
                 phrase=not_found_phrase(signs, self.not_found_phrases, page),
             )
-        self.validators[page_key(article_page_url(self.url, number))] = [
-            header.decode("latin-1") if header else None
-            for header in (response.headers.get("ETag"), response.headers.get("Last-Modified"))
-        ]
+        self.validators[page_key(article_page_url(self.url, number))] = validators_of(response)
         if self.conditional and number > 1:
             # Page 1 was unchanged but this one changed: the item needs every page, so read them all again.
             self.conditional, self.pages = False, []
@@ -260,6 +261,11 @@ def page_key(url: str) -> str:
     still matches (the two sites' article paths never collide)."""
     parts = urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def validators_of(response) -> list[str | None]:
+    """The page's (ETag, Last-Modified), for the conditional request of its next revisit."""
+    return [header.decode("latin-1") if header else None for header in (response.headers.get("ETag"), response.headers.get("Last-Modified"))]
 
 
 # The fields a correction may change: everything of a line but its title and body (those make content_hash,

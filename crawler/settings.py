@@ -47,7 +47,7 @@ THEORY_NOT_FOUND_PHRASES = ["页面不存在", "该页面已删除", "您访问�
 # An article written, fetched or checked less than this many hours ago is not revisited (what was just
 # fetched is what the site serves now), unless it is on its way to a removal. 0: revisit every run.
 THEORY_REVISIT_MIN_HOURS = 20
-# Share of fetched article pages that may fail to parse before the run reports a layout change.
+# Share of the article pages and revisit pages read that may fail to parse before the run reports a layout change.
 THEORY_MAX_PARSE_FAILURE_RATIO = 0.2
 # ... counted from this many failed pages on: one odd page of a small daily run is not a layout change.
 THEORY_MIN_PARSE_FAILURES = 3

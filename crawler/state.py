@@ -406,16 +406,6 @@ class CrawlState:
         )
         return [(id_, url, pages) for id_, url, pages, section in rows if wanted is None or section in wanted]
 
-    def bring_back_future_times(self) -> int:
-        """Times of writes and checks later than now (a run with its clock ahead) are set to now, so that
-        they neither keep an article from its revisits for good nor pass for recent ones; returns how many."""
-        now = _now()
-        changed = self.db.execute(
-            "UPDATE articles SET updated_at = ? WHERE status = 'written' AND updated_at > ?", (now, now)
-        ).rowcount
-        changed += self.db.execute("UPDATE revisions SET checked_at = ? WHERE checked_at > ?", (now, now)).rowcount
-        return changed
-
     def revision(self, article_id: str) -> dict:
         row = self.db.execute(
             "SELECT COALESCE(r.version, 1), COALESCE(r.content_hash, a.content_hash), COALESCE(r.failing_runs, 0),"

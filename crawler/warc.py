@@ -1,13 +1,13 @@
 """WARC 1.1 capture of raw HTTP exchanges, crash recovery, CDXJ indexes and WACZ packaging.
 
 The JSONL output says what an article is; the WARC files keep what the server actually sent, so that a
-parse can be redone or checked later and the crawl can be replayed. Records are written with warcio,
-one gzip member per record, and a line of JSONL may point at its capture through a ``RecordRef``:
+parse can be redone or checked later and the crawl can be replayed. Records are written as warcio writes
+them (``record_member``), one gzip member per record, and a line of JSONL may point at its capture through a ``RecordRef``:
 (file, offset, length) of the response's gzip member, readable again by a single seek.
 
 Durability follows the JSONL rule of the storage pipeline: a ``RecordRef`` may be written into the
 JSONL only after ``WarcWriter.sync()`` has returned, so the WARC is synced before the JSONL; after a
-crash, ``recover()`` cuts the torn tail (a record half written) off the WARC files.
+crash, ``recover()`` cuts the torn tail (a record half written) off the files of the killed run.
 """
 
 from __future__ import annotations
@@ -125,6 +125,12 @@ def _check_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return list(headers)
 
 
+def run_of(path: Path) -> str:
+    """The crawl run a WARC file was written by: its name without the file's serial number (see
+    ``WarcWriter._open_file``)."""
+    return path.name.removesuffix(SUFFIX).rsplit("-", 1)[0]
+
+
 def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -146,7 +152,8 @@ def _http_head(protocol: str, statusline: str, headers: list[tuple[str, str]]) -
 
 
 def record_member(
-    record_type: str, warc_headers: list[tuple[str, str]], http_head: bytes = b"", payload: bytes = b"", content_type: str | None = ""
+    record_type: str, warc_headers: list[tuple[str, str]], http_head: bytes = b"", payload: bytes = b"", content_type: str | None = "",
+    digest: str | None = None,
 ) -> tuple[bytes, str, str | None]:
     """(gzip member, WARC-Record-ID, WARC-Payload-Digest) of one record, with the headers, their order and the
     digests that warcio's record builder and WARCWriter write for the same record (tests/test_warc.py compares).
@@ -155,14 +162,14 @@ def record_member(
     record, a compress call per piece) cost the capture-on crawl as much as the rest of writing a record; the
     records are the same bytes once inflated. ``warc_headers`` are those before WARC-Type (target, date, ...).
     A revisit has no payload and no payload digest of its own (one given in ``warc_headers`` is kept).
+    ``digest``: the payload's, when the caller computed it already.
     """
     record_id = f"<urn:uuid:{uuid.uuid4()}>"
     headers = [*warc_headers, ("WARC-Type", record_type), ("WARC-Record-ID", record_id)]
-    digest = None
     if record_type != "revisit":
-        digest = payload_digest(payload)
+        digest = digest or payload_digest(payload)
         headers.append(("WARC-Payload-Digest", digest))
-        block_digest = digest if not http_head else "sha1:" + base64.b32encode(hashlib.sha1(http_head + payload).digest()).decode("ascii")
+        block_digest = payload_digest(http_head + payload) if http_head else digest
     else:
         payload = b""
         block_digest = payload_digest(http_head)
@@ -238,13 +245,15 @@ class WarcWriter:
         ip_address: str | None,
         date: datetime,
         revisit: Revisit | None = None,
+        digest: str | None = None,
     ) -> RecordRef:
         """Write the response record, then the request record; return where the response is.
 
         Headers are ``(name, value)`` with the wire bytes decoded as latin-1; ``payload`` is the body as
         it came over the wire (still Content-Encoded, e.g. gzip), never decoded. Both digests are
-        computed by warcio over the bytes as stored, so WARC-Payload-Digest is the digest of the
-        compressed body when there is a Content-Encoding, as WARC 1.1 prescribes.
+        computed over the bytes as stored, so WARC-Payload-Digest is the digest of the compressed body
+        when there is a Content-Encoding, as WARC 1.1 prescribes; ``digest`` is the payload's, when the
+        caller has it already (the capture compares it with the URL's last capture).
 
         With ``revisit``, the response is stored as a ``revisit`` record instead: its HTTP headers and
         no payload, the earlier capture named by the WARC-Refers-To headers (as Heritrix and warcprox
@@ -275,7 +284,7 @@ class WarcWriter:
         response_head = _http_head(http_version, f"{status} {reason}".rstrip(), kept)
         evidence = b""  # a 304's: its status line and headers, in a metadata record after its revisit record
         if revisit is None:
-            response_member, response_id, digest = record_member("response", list(common.items()), response_head, payload)
+            response_member, response_id, digest = record_member("response", list(common.items()), response_head, payload, digest=digest)
         else:
             refers = {"WARC-Profile": revisit.profile, "WARC-Refers-To-Target-URI": revisit.refers_to_uri}
             if revisit.refers_to_date:
@@ -293,9 +302,9 @@ class WarcWriter:
                 response_member, response_id, digest = record_member(
                     "revisit", [*common.items(), *refers.items()], content_type=None,
                 )
-                evidence = self._member(self._not_modified_evidence(
+                evidence = self._not_modified_evidence(
                     url, response_id, date_str, f"{http_version} {status} {reason}".rstrip(), kept,
-                ))
+                )
             else:
                 response_member, response_id, digest = record_member("revisit", [*common.items(), *refers.items()], response_head)
 
@@ -331,8 +340,8 @@ class WarcWriter:
         )
         return RecordRef(self._files[-1].name, offset, len(response_member), response_id)
 
-    def _not_modified_evidence(self, url: str, revisit_id: str, date: str, status_line: str, headers: list[tuple[str, str]]):
-        """The ``metadata`` record of a 304 answer, concurrent to its block-less revisit record: its status line
+    def _not_modified_evidence(self, url: str, revisit_id: str, date: str, status_line: str, headers: list[tuple[str, str]]) -> bytes:
+        """The ``metadata`` record (its gzip member) of a 304 answer, concurrent to its block-less revisit record: its status line
         (``EVIDENCE_STATUS_FIELD``; the reason phrase is the standard one, Scrapy does not keep the one sent),
         then one field per header, as the revisit record held them before.
 
@@ -343,10 +352,11 @@ class WarcWriter:
         """
         fields = [(EVIDENCE_STATUS_FIELD, status_line), *headers]
         body = "".join(f"{name}: {value}\r\n" for name, value in fields).encode("latin-1")
-        return self._builder.create_warc_record(
-            url, "metadata", payload=io.BytesIO(body), length=len(body), warc_content_type="application/warc-fields",
-            warc_headers_dict={"WARC-Target-URI": url, "WARC-Date": date, "WARC-Concurrent-To": revisit_id},
+        member, _, _ = record_member(
+            "metadata", [("WARC-Target-URI", url), ("WARC-Date", date), ("WARC-Concurrent-To", revisit_id)],
+            payload=body, content_type="application/warc-fields",
         )
+        return member
 
     def write_warc_fields(self, *, url: str, concurrent_to: str, fields: dict[str, str], date: datetime) -> None:
         """A ``metadata`` record (``application/warc-fields``) about the response record ``concurrent_to``,
@@ -564,6 +574,17 @@ def is_blockless_not_modified(headers: dict[str, str], block: bytes) -> bool:
     return headers.get("warc-type") == "revisit" and headers.get("warc-profile") == NOT_MODIFIED_PROFILE and not block
 
 
+def header_pairs(lines: list[bytes]) -> list[tuple[bytes, bytes]] | None:
+    """``Name: value`` lines as (name, value) pairs, stripped; None if a line is no such pair."""
+    pairs = []
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if not colon:
+            return None
+        pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
 def not_modified_evidence(directory: Path, ref: RecordRef) -> tuple[str, list[tuple[bytes, bytes]]] | None:
     """(status line, headers) of the 304 whose block-less revisit record is at ``ref``, from the metadata record
     written right after it; None when there is none (damage, or another tool's revisit record).
@@ -583,12 +604,7 @@ def not_modified_evidence(directory: Path, ref: RecordRef) -> tuple[str, list[tu
     lines = block.split(b"\r\n")
     if lines[-1:] == [b""]:
         lines.pop()
-    fields = []
-    for line in lines:
-        name, colon, value = line.partition(b":")
-        if not colon:
-            return None
-        fields.append((name.strip(), value.strip()))
+    fields = header_pairs(lines)
     if not fields or fields[0][0].decode("latin-1") != EVIDENCE_STATUS_FIELD:
         return None
     return fields[0][1].decode("latin-1"), fields[1:]
@@ -623,6 +639,10 @@ class ScannedRecord:
     @property
     def record_id(self) -> str:
         return self.headers.get("warc-record-id", "")
+
+    @property
+    def ref(self) -> RecordRef:
+        return RecordRef(self.file, self.offset, self.length, self.record_id)
 
     @property
     def url(self) -> str:
@@ -774,8 +794,8 @@ def write_cdxj(warc_path: Path) -> Path:
     warc_path = Path(warc_path)
     out = warc_path.with_name(warc_path.name + CDXJ_SUFFIX)
     tmp = out.with_name(out.name + ".tmp")
-    # records explicitly: importing py-wacz appends "warcinfo" to CDXJIndexer's defaults. Revisit records
-    # are indexed so that replay resolves them to the earlier capture.
+    # records explicitly: CDXJIndexer's defaults take metadata records too (and py-wacz, once imported,
+    # warcinfo). Revisit records are indexed so that replay resolves them to the earlier capture.
     try:
         CDXJIndexer(output=str(tmp), inputs=[str(warc_path)], sort=True, records="response,revisit").process_all()
         os.replace(tmp, out)

@@ -40,7 +40,7 @@ def end_run(crawler, pipeline) -> dict:
     """Close the pipeline and write the run report, as the end of a crawl does; return the report."""
     pipeline.close_spider()
     reporter = RunReport(crawler, crawler.settings.get("THEORY_DATA_DIR"), 0.2)
-    report = {"finish_reason": "finished", **reporter.appended({"finish_reason": "finished"})}
+    report = {"finish_reason": "finished", **reporter.appended()}
     reporter.write(report)
     return report
 

@@ -62,19 +62,6 @@ def test_an_article_on_its_way_to_a_removal_is_revisited_however_recent(state):
     assert removed not in targets(state, 20)
 
 
-def test_times_in_the_future_are_brought_back_to_now(state):
-    """A run with its clock a year ahead must not keep its articles from their revisits for a year."""
-    ahead = written(state, 1, written_hours_ago=-24 * 400)
-    checked_ahead = written(state, 2, written_hours_ago=100, checked_hours_ago=-24 * 400)
-    assert targets(state, 20) == set()
-    assert state.bring_back_future_times() == 2
-    assert state.bring_back_future_times() == 0
-    assert targets(state, 20) == set()  # now they count as written and checked just now ...
-    assert targets(state, 0) == {ahead, checked_ahead}  # ... and are due once the hours have passed
-    (checked_at,) = state.db.execute("SELECT checked_at FROM revisions WHERE article_id = ?", (checked_ahead,)).fetchone()
-    assert checked_at <= datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 @pytest.mark.parametrize("recent_since", ["2000-01-01", "2100-01-01"], ids=["recent", "budget"])
 def test_articles_read_from_an_archive_are_left_out_when_asked_and_take_no_part_of_the_budget(state, recent_since):
     archived = written(state, 1, written_hours_ago=100, source="archive")  # never checked, first written: first in line

@@ -1,9 +1,11 @@
 """`scrapy reextract WARC_DIR -s THEORY_DATA_DIR=OUT`: the items again, from the captured pages alone.
 
 How an archive re-derives its data when the parsers improve, or after the site deleted its pages: the
-response records of the WARC files, in the order they were captured (the order the crawl read them in),
-go through the same encoding repair, readers, loader and pipelines as in the crawl, with no network.
-The output is the crawl's ``articles.jsonl`` again, line for line but for ``crawled_at``.
+captured responses go through the same encoding repair, readers, loader and pipelines as in the crawl,
+with no network, in the order the crawl wrote them: each article from the pages its article record lists
+(pages grouped by URL in a capture without such records), each revisit judged again from the answers its
+revisit record lists. The output is the crawl's ``articles.jsonl`` and ``changes.jsonl`` again, line for
+line but for ``crawled_at`` and ``detected_at``.
 """
 
 from __future__ import annotations
@@ -31,12 +33,12 @@ from crawler.extensions import EXIT_DAMAGED_CAPTURE, EXIT_LOCKED, EXIT_OK, EXIT_
 from crawler.loaders import ArticlePage, load_article
 from crawler.middlewares import EncodingRepairMiddleware
 from crawler.pipelines import DedupePipeline, StoragePipeline, ValidationPipeline
-from crawler.revisions import NOT_FOUND_PHRASES, PRESENT, RevisitReading, RevisitResult
+from crawler.revisions import EVENTS, NOT_FOUND_PHRASES, PRESENT, RevisitReading, RevisitResult
 from crawler.readers import current, legacy
 from crawler.state import CrawlLocked, CrawlState
 from crawler.urls import ARTICLE_PATH, LEGACY, article_id, canonical_article_url, channel_of, host_of, layout_of
 from crawler.warc import (
-    SUFFIX, Damage, RecordRef, ScannedRecord, is_blockless_not_modified, not_modified_evidence, scan_records, warc_record,
+    SUFFIX, Damage, ScannedRecord, header_pairs, is_blockless_not_modified, not_modified_evidence, run_of, scan_records, warc_record,
 )
 
 
@@ -69,12 +71,9 @@ def _fast_response(record: tuple[dict[str, str], bytes] | None):
     status_line = lines[0].split(b" ", 2)
     if not separator or len(status_line) < 2 or not status_line[0].startswith(b"HTTP/") or not status_line[1].isdigit():
         return None
-    pairs = []
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon:
-            return None
-        pairs.append((name.strip(), value.strip()))
+    pairs = header_pairs(lines[1:])
+    if pairs is None:
+        return None
     encoding = b""
     for name, value in pairs:
         lowered = name.lower()
@@ -90,19 +89,26 @@ def _fast_response(record: tuple[dict[str, str], bytes] | None):
             body = decode(body)
         except (OSError, zlib.error, ValueError):
             return None
-    url = warc_headers.get("warc-target-uri", "").strip("<>")
-    headers = Headers([(k, v) for k, v in pairs if k.lower() not in (b"content-encoding", b"content-length")])
+    return scrapy_response(warc_headers.get("warc-target-uri", "").strip("<>"), int(status_line[1]), pairs, body)
+
+
+def scrapy_response(url: str, status: int, pairs, body: bytes):
+    """The Scrapy response the crawl's callback saw: its body decompressed (so without the headers that
+    describe the compressed one), of the class Scrapy would pick. ``pairs``: header (name, value) as bytes, or
+    as the str warcio gives."""
+    headers = Headers([(k, v) for k, v in pairs if _header_name(k) not in ("content-encoding", "content-length")])
     cls = responsetypes.from_args(headers=headers, url=url, body=body)
-    return cls(url=url, status=int(status_line[1]), headers=headers, body=body)
+    return cls(url=url, status=status, headers=headers, body=body)
+
+
+def _header_name(name: bytes | str) -> str:
+    return (name.decode("latin-1") if isinstance(name, bytes) else name).lower()
 
 
 def as_response(record, body: bytes):
-    """The Scrapy response the crawl's callback saw: decompressed, with the class Scrapy would pick."""
+    """A response record read by warcio (the records of other tools), as ``scrapy_response``."""
     url = record.rec_headers.get_header("WARC-Target-URI")
-    headers = Headers([(k, v) for k, v in record.http_headers.headers if k.lower() not in ("content-encoding", "content-length")])
-    cls = responsetypes.from_args(headers=headers, url=url, body=body)
-    status = int(record.http_headers.get_statuscode())
-    return cls(url=url, status=status, headers=headers, body=body)
+    return scrapy_response(url, int(record.http_headers.get_statuscode()), record.http_headers.headers, body)
 
 
 ARTICLE_RECORD_TYPE = "application/json"
@@ -157,11 +163,6 @@ def revisit_record(body: dict) -> bool:
     """A revisit record: the record ids of the answers one revisit of an article read, and when it was judged."""
     return (isinstance(body.get("revisit"), str) and isinstance(body.get("url"), str) and isinstance(body.get("checked_at"), str)
             and isinstance(body.get("page_count"), int) and record_ids(body.get("answers")))
-
-
-def run_of(path: Path) -> str:
-    """The crawl run a WARC file was written by: its name without the file's serial number."""
-    return path.name.removesuffix(SUFFIX).rsplit("-", 1)[0]
 
 
 def scan(warc_dir: Path, start_urls) -> Scan:
@@ -233,11 +234,8 @@ def not_modified_response(warc_dir: Path, place: ScannedRecord):
     its headers from the evidence record after it when that is there (a judgement needs only the status).
 
     Captures of earlier releases hold the 304 in the revisit record itself: ``_fast_response`` reads those."""
-    evidence = not_modified_evidence(warc_dir, RecordRef(place.file, place.offset, place.length, place.record_id))
-    pairs = evidence[1] if evidence else []
-    headers = Headers([(k, v) for k, v in pairs if k.lower() not in (b"content-encoding", b"content-length")])
-    cls = responsetypes.from_args(headers=headers, url=place.url, body=b"")
-    return cls(url=place.url, status=304, headers=headers, body=b"")
+    evidence = not_modified_evidence(warc_dir, place.ref)
+    return scrapy_response(place.url, 304, evidence[1] if evidence else [], b"")
 
 
 class Command(ScrapyCommand):
@@ -310,7 +308,7 @@ class Command(ScrapyCommand):
                   f" corrected events, {stats['theory/reextract/content_differs']} read with another title or body (no event)")
         written, rejected = stats["theory/written"], stats["theory/rejected"]
         incomplete = stats["theory/reextract/incomplete_article_records"] + stats["theory/reextract/incomplete_revisit_records"]
-        events = sum(stats[f"theory/revisit/{event}"] for event in ("revised", "corrected", "removed", "restored"))
+        events = sum(stats[f"theory/revisit/{event}"] for event in EVENTS)
         print(f"reextract: {stats['theory/article/pages']} article pages read, {written} articles written, "
               f"{rejected} rejected, {stats['theory/duplicates/url'] + stats['theory/duplicates/content']} duplicates"
               + ("" if self.correct else f", {stats['theory/reextract/revisits_judged']} revisits judged again, {events} events")
@@ -337,6 +335,13 @@ def start_urls_of(settings):
         return urls[0], urls[1]
 
     return start_urls
+
+
+def page_reader(layout: str | None, channel_url: str):
+    """The reader of an article page of ``layout``, as the spider has it (the current one for any other)."""
+    if layout == LEGACY:
+        return legacy.read_article_page
+    return partial(current.read_article_page, channel_path=urlsplit(channel_url).path or "/")
 
 
 class Extraction:
@@ -388,9 +393,9 @@ class Extraction:
         if layout is None:
             self.stats.inc_value("theory/reextract/incomplete_revisit_records")
             return
-        read_page = legacy.read_article_page if layout == LEGACY else partial(
-            current.read_article_page, channel_path=urlsplit(channel_url).path or "/")
-        reading = RevisitReading(listed["url"], listed["page_count"], read_page, self.section_names, self.not_found_phrases)
+        reading = RevisitReading(
+            listed["url"], listed["page_count"], page_reader(layout, channel_url), self.section_names, self.not_found_phrases,
+        )
         result = None
         for record_id in listed["answers"]:
             place = self.found.responses.get(record_id)
@@ -399,7 +404,7 @@ class Extraction:
                 # An answer not in the capture (damage): never a judgement on part of what the crawl read.
                 self.stats.inc_value("theory/reextract/incomplete_revisit_records")
                 return
-            result = reading.read(response, asdict(RecordRef(place.file, place.offset, place.length, place.record_id)))
+            result = reading.read(response, asdict(place.ref))
             if result is not None:
                 break
         if result is None:
@@ -417,13 +422,13 @@ class Extraction:
     def answer(self, place: ScannedRecord):
         """A revisit's answer as the spider saw it: a 304 revisit record as its bare 304."""
         response = read_response(self.warc_dir, place)
+        # The encoding repair reads the response alone (no request, no spider).
         return self.repair.process_response(None, response) if isinstance(response, TextResponse) else response
 
     def response(self, place: ScannedRecord):
-        response = read_response(self.warc_dir, place)
-        if not isinstance(response, TextResponse):
-            return None
-        return self.repair.process_response(None, response)  # it reads the response alone
+        """A page as the spider's callbacks saw it, None for one that is no text."""
+        response = self.answer(place)
+        return response if isinstance(response, TextResponse) else None
 
     def read_start_page(self, place: ScannedRecord, base_url: str, channel_url: str) -> None:
         """The start pages name the sections, as they did for the crawl."""
@@ -440,11 +445,8 @@ class Extraction:
         if response is None:
             return None
         self.stats.inc_value("theory/article/pages")
-        if layout_of(response.url) == LEGACY:
-            page = legacy.read_article_page(response)
-        else:
-            page = current.read_article_page(response, channel_path=urlsplit(channel_url).path or "/")
-        page.warc = {"file": place.file, "offset": place.offset, "length": place.length, "record_id": place.record_id}
+        page = page_reader(layout_of(response.url), channel_url)(response)
+        page.warc = asdict(place.ref)
         return page
 
     def assemble(self, listed: dict, channel_url: str) -> None:

@@ -19,11 +19,12 @@ from crawler import configuration
 from crawler.archive import ARCHIVE_META, ARCHIVE_SLOT, ArchiveRefused
 from crawler.items import ArchivedArticleItem
 from crawler.loaders import ArticlePage, load_article
+from crawler.middlewares import failure_reason
 from crawler.readers import legacy
 from crawler.revisions import REMOVED, RevisitResult
 from crawler.urls import LEGACY, article_id, host_of, layout_of
 from crawler.walks.cdx import (
-    Capture, CdxStep, CdxWalk, HomeLookup, Query, SectionPlan, article_prefix, first_page_capture, is_home_capture,
+    LATEST, Capture, CdxStep, CdxWalk, HomeLookup, Query, SectionPlan, article_prefix, first_page_capture, is_home_capture,
     later_page_capture, parse_answer, replay_timestamp, section_prefixes, since_for,
 )
 
@@ -34,11 +35,13 @@ LEGACY_SECTIONS = ["239", "241", "242", "251", "252", "253"]
 # The state's key for the latest capture a complete walk saw: incremental runs ask from there (less INDEX_LAG).
 LATEST_CAPTURE = "archive_latest_capture"
 ARCHIVE_WALK = "archive"
-# As the live walks': finish the articles in hand before reading more of the index.
+# As the live listing pages after their first: finish the articles in hand before reading more of the index.
 CDX_PRIORITY = 0
 REPLAY_PRIORITY = 10
 REPLAY_NEXT_PAGE_PRIORITY = 20
-REVISIT_PRIORITY = -10  # as the revisits' own
+# Revisits of written articles come after everything else of the run: new articles first (the spider's
+# revisits, and the archived-copy lookups of the removals they find).
+REVISIT_PRIORITY = -10
 
 
 class ArchiveSource:
@@ -76,6 +79,11 @@ class ArchiveSource:
         return bool(self.base_url) and "archive" in self.legacy_sources
 
     @property
+    def archive_walk_started(self) -> bool:
+        """This run's walk of the archive began: its lookup of the home, or its walk of the index."""
+        return ARCHIVE_WALK in self.walks or self.home_lookup is not None
+
+    @property
     def legacy_live(self) -> bool:
         return "live" in self.legacy_sources
 
@@ -83,7 +91,7 @@ class ArchiveSource:
 
     def start_archive_walk(self, why: str) -> list[scrapy.Request]:
         """The walk of the archive's index for the legacy site's articles, once a run."""
-        if not self.uses_archive or ARCHIVE_WALK in self.walks or self.home_lookup is not None:
+        if not self.uses_archive or self.archive_walk_started:
             return []
         host = host_of(self.base_url)
         owed = [url for url in self.state.pending(self.only_sections) if layout_of(url) == LEGACY]
@@ -111,7 +119,7 @@ class ArchiveSource:
             )]
         capture = lookup.latest()
         if capture is None:
-            return self.walk_sections(lookup.plan([], LEGACY_SECTIONS, self.only_sections, self.channel_id))
+            return self.walk_sections(self.section_plan())
         return [scrapy.Request(
             capture.replay_url(self.replay_url), self.parse_archived_home, errback=self.home_failed,
             cb_kwargs={"capture": capture}, priority=CDX_PRIORITY, dont_filter=True,
@@ -140,13 +148,9 @@ class ArchiveSource:
             "archive: the home's capture %s names the sections %s", response.url,
             ", ".join(f"{section.id} {section.name}" for section in sections) or "(none)",
         )
-        return self.walk_sections(self.home_lookup.plan(
-            [section.id for section in sections], LEGACY_SECTIONS, self.only_sections, self.channel_id,
-        ))
+        return self.walk_sections(self.section_plan([section.id for section in sections]))
 
     def home_failed(self, failure):
-        from crawler.spiders.theory import failure_reason
-
         lookup = self.home_lookup
         query, capture = failure.request.cb_kwargs.get("query"), failure.request.cb_kwargs.get("capture")
         if failure.check(ArchiveRefused):
@@ -155,13 +159,21 @@ class ArchiveSource:
         what = f"the CDX query for the home {query.prefix}" if query else f"the replay of the home's capture {failure.request.url}"
         self.logger.error("archive: %s failed: %s", what, reason)
         self.crawler.stats.inc_value(f"theory/archive/home_failed/{reason}")
-        if reason == "http_429" or self.crawler.stats.get_value("theory/archive/refused"):
+        if self.archive_gave_up(reason):
             return self.archive_refused()
         if query is not None:
             lookup.failed(query, reason)
             return self.ask_home()
         lookup.replay_failed(capture, f"archive_{reason}")
-        return self.walk_sections(lookup.plan([], LEGACY_SECTIONS, self.only_sections, self.channel_id))
+        return self.walk_sections(self.section_plan())
+
+    def section_plan(self, read=()) -> SectionPlan:
+        """Which sections a full walk queries, given those read from the archived home (none: the known list)."""
+        return self.home_lookup.plan(list(read), LEGACY_SECTIONS, self.only_sections, self.channel_id)
+
+    def archive_gave_up(self, reason: str) -> bool:
+        """A 429 that outlasted its retries, or a refusal met before: the archive keeps refusing."""
+        return reason == "http_429" or bool(self.crawler.stats.get_value("theory/archive/refused"))
 
     def archive_refused(self) -> list[scrapy.Request]:
         """The archive keeps refusing before the walk began: it stops as any of its queries would stop it."""
@@ -212,8 +224,6 @@ class ArchiveSource:
         return self.follow_cdx(walk, walk.read(query, answer))
 
     def cdx_failed(self, failure):
-        from crawler.spiders.theory import failure_reason
-
         source, query = failure.request.cb_kwargs["source"], failure.request.cb_kwargs["query"]
         walk = self.walks[source]
         if failure.check(ArchiveRefused):
@@ -221,7 +231,7 @@ class ArchiveSource:
         reason = failure_reason(failure)
         self.logger.error("archive: the CDX query for %s* failed: %s", query.prefix, reason)
         self.crawler.stats.inc_value(f"theory/archive/cdx_failed/{reason}")
-        if reason == "http_429" or self.crawler.stats.get_value("theory/archive/refused"):
+        if self.archive_gave_up(reason):
             return self.follow_cdx(walk, walk.refused())
         return self.follow_cdx(walk, walk.failed(query, reason))
 
@@ -331,8 +341,6 @@ class ArchiveSource:
     def replay_failed(self, failure):
         """A capture that does not replay (404, refused): the article stays owed. Never a removal: the
         archive losing a capture says nothing about the site."""
-        from crawler.spiders.theory import failure_reason
-
         url = failure.request.meta["article_url"]
         if failure.check(ArchiveRefused):
             return  # not tried: no attempt counted; the archive's own line said so
@@ -364,7 +372,7 @@ class ArchiveSource:
         return "archive" in self.legacy_sources
 
     def count_archived_not_revisited(self, site: str) -> None:
-        if self.revisits_archived:
+        if self.revisits_archived or site != LEGACY:  # only legacy articles are read from an archive
             return
         skipped = [url for url in self.state.written_from_archive(self.only_sections) if layout_of(url) == site]
         if skipped:
@@ -394,7 +402,7 @@ class ArchiveSource:
         except (ValueError, UnicodeDecodeError) as error:
             self.logger.warning("archive: no archived copy of %s: the CDX answer is not one (%s)", result.url, error)
             return [result]
-        latest = first_page_capture([c for c in answer.captures if urlsplit(c.url).path == urlsplit(result.url).path], "latest")
+        latest = first_page_capture([c for c in answer.captures if urlsplit(c.url).path == urlsplit(result.url).path], LATEST)
         if latest is not None:
             result.archived_copy = latest.replay_url(self.replay_url)
         return [result]
@@ -410,7 +418,7 @@ class ArchiveSource:
     def article_from_archive(self, url: str) -> list[scrapy.Request]:
         """Look one article up in the archive's index (its pages share a prefix), then read it from there."""
         source = f"{ARCHIVE_WALK}/{article_id(url)}"
-        if not self.uses_archive or source in self.walks or ARCHIVE_WALK in self.walks or self.home_lookup is not None:
+        if not self.uses_archive or source in self.walks or self.archive_walk_started:
             return []
         self.crawler.stats.inc_value("theory/archive/article_lookups")
         return self.start_cdx_walk(CdxWalk([article_prefix(url)], source=source))

@@ -13,23 +13,14 @@ from functools import partial
 from urllib.parse import urlsplit
 
 import scrapy
-from scrapy.exceptions import (
-    CannotResolveHostError,
-    DownloadCancelledError,
-    DownloadConnectionRefusedError,
-    DownloadTimeoutError,
-    IgnoreRequest,
-    ResponseDataLossError,
-)
 from scrapy.http import TextResponse
-from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from crawler.loaders import ArticlePage, load_article
-from crawler.middlewares import HostDown, RedirectFailed
+from crawler.middlewares import HostDown, RedirectFailed, failure_reason
 from crawler.readers import current, legacy
-from crawler.spiders.archive import ArchiveSource
-from crawler.revisions import REDIRECTS, UNKNOWN, RevisitReading, RevisitResult, page_key
+from crawler.spiders.archive import REVISIT_PRIORITY, ArchiveSource
+from crawler.revisions import REDIRECTS, UNKNOWN, RevisitReading, RevisitResult, page_key, validators_of
 from crawler.state import CrawlLocked, CrawlState
 from crawler.urls import (
     CURRENT,
@@ -58,8 +49,6 @@ LISTING_PRIORITY = 0
 # last page: its end is known only once reached) go before the articles. Feed pages are few (25 articles
 # each), and their articles queue up as requests, not as work lost.
 WALK_AHEAD_PRIORITY = 15
-# Revisits of written articles come after everything else of the run: new articles first.
-REVISIT_PRIORITY = -10
 # A revisit observes these answers itself: a 304 is "unchanged", a redirect or a 404/410 a removal signal.
 # Scrapy would follow the redirect silently and turn the others into HttpError.
 REVISIT_STATUSES = [304, 404, 410, *sorted(REDIRECTS)]
@@ -71,42 +60,10 @@ LAYOUT_EVENTS = frozenset({"feed_missing"})
 MAX_BOT_CHECK_EXAMPLES = 5
 
 
-# Short names of Scrapy's download errors, for log lines, stats and the state's last_error.
-DOWNLOAD_ERRORS = {
-    DownloadTimeoutError: "timeout",
-    DownloadConnectionRefusedError: "connection_refused",
-    CannotResolveHostError: "dns_lookup_failed",
-    ResponseDataLossError: "data_loss",
-    # Scrapy's HTTP handlers cancel a download only when its body is over DOWNLOAD_MAXSIZE, announced
-    # (Content-Length) or while it comes in (a timeout is DownloadTimeoutError).
-    DownloadCancelledError: "too_large",
-}
-
-
 def channel_renamed(other_channel: int, read: int) -> bool:
     """Whether articles naming another channel are too many to be other channels' (more than half of the
     current articles read, and at least MIN_OTHER_CHANNEL): the channel's own name has probably changed."""
     return other_channel >= MIN_OTHER_CHANNEL and other_channel * 2 > read
-
-
-def failure_reason(failure) -> str:
-    if failure.check(HttpError):
-        return f"http_{failure.value.response.status}"
-    if failure.check(RedirectFailed):
-        return failure.value.reason
-    if failure.check(HostDown):  # not sent: named by the failure that closed its host
-        cause = failure.value.cause
-        return next((reason for error, reason in DOWNLOAD_ERRORS.items() if issubclass(cause, error)), cause.__name__)
-    # A body that inflates past DOWNLOAD_MAXSIZE (HttpCompressionMiddleware) is an IgnoreRequest, as are
-    # robots.txt and offsite drops: only Scrapy's message tells it apart.
-    if failure.check(IgnoreRequest) and "DOWNLOAD_MAXSIZE" in str(failure.value):
-        return "too_large"
-    if failure.check(IgnoreRequest) and "max redirections" in str(failure.value):
-        return "redirect_loop"  # RedirectMiddleware's REDIRECT_MAX_TIMES: a chain too long to be anything else
-    for error, reason in DOWNLOAD_ERRORS.items():
-        if failure.check(error):
-            return reason
-    return failure.type.__name__
 
 
 class TheorySpider(ArchiveSource, scrapy.Spider):
@@ -269,13 +226,6 @@ class TheorySpider(ArchiveSource, scrapy.Spider):
         # Published dates are Beijing dates; a day either way does not matter for a 30-day window.
         now = datetime.now(timezone.utc)
         since = (now - timedelta(days=min(self.revisit_days, 365_000))).date().isoformat()
-        future = self.state.bring_back_future_times()
-        if future:
-            self.logger.warning(
-                "%d times of writes or checks in the state are later than now (a run with its clock ahead?);"
-                " they are taken as now", future,
-            )
-            self.crawler.stats.set_value("theory/revisit/future_times", future)
         # An article written, fetched or checked within THEORY_REVISIT_MIN_HOURS is what the site serves now.
         seen_before = (now - timedelta(hours=min(self.revisit_min_hours, 24 * 365_000))).isoformat(timespec="seconds")
         targets = [
@@ -567,10 +517,7 @@ class TheorySpider(ArchiveSource, scrapy.Spider):
         page.warc = response.meta.get("warc")
         # For the conditional requests of later revisits. Stored at once, apart from the item: a lost
         # article line leaves it owed, and it is fetched again unconditionally.
-        self.state.set_validators(
-            page_key(article_page_url(url, len(pages) + 1)),
-            *(header.decode("latin-1") if header else None for header in (response.headers.get("ETag"), response.headers.get("Last-Modified"))),
-        )
+        self.state.set_validators(page_key(article_page_url(url, len(pages) + 1)), *validators_of(response))
         if not pages:
             page.url = url  # a redirect does not change which article the listing linked
         pages = [*pages, page]

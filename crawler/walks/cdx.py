@@ -119,27 +119,34 @@ class Answer:
     resumable: bool = False
 
 
-def is_article_capture(original: str, status: str | None, mime: str | None) -> str | None:
-    """The canonical URL of the article page ``original`` captures, if it is a 200 HTML capture of one."""
+def _html_capture(original: str, status: str | None, mime: str | None):
+    """The parts of the URL ``original`` captures, if it is a 200 HTML capture (a host without a scheme is http)."""
     if str(status or "") != "200" or not str(mime or "").lower().startswith(HTML_TYPES):
         return None
-    parts = urlsplit(original if "://" in original else f"http://{original}")
-    if not ARTICLE_PATH.match(parts.path):
+    return urlsplit(original if "://" in original else f"http://{original}")
+
+
+def _as_served(parts, path: str) -> str:
+    """The URL without query or fragment, on the scheme and host the host served it (no default port)."""
+    return f"{parts.scheme or 'http'}://{parts.netloc.lower().removesuffix(':80')}{path}"
+
+
+def is_article_capture(original: str, status: str | None, mime: str | None) -> str | None:
+    """The canonical URL of the article page ``original`` captures, if it is a 200 HTML capture of one."""
+    parts = _html_capture(original, status, mime)
+    if parts is None or not ARTICLE_PATH.match(parts.path):
         return None
-    # The page's own URL (page 2 stays page 2), without query or fragment, on http as the host served it.
-    return f"{parts.scheme or 'http'}://{parts.netloc.lower().removesuffix(':80')}{parts.path}"
+    return _as_served(parts, parts.path)  # the page's own URL: page 2 stays page 2
 
 
 def is_home_capture(original: str, status: str | None, mime: str | None) -> str | None:
     """The URL of the legacy home that ``original`` captures, if it is a 200 HTML capture of it, in either
     of the forms an archive may hold it (``/``, ``/index.shtml``); not with a query string, which would be
     another capture than the one replayed at the bare URL."""
-    if str(status or "") != "200" or not str(mime or "").lower().startswith(HTML_TYPES):
+    parts = _html_capture(original, status, mime)
+    if parts is None or parts.path not in (*HOME_PATHS, "") or parts.query:
         return None
-    parts = urlsplit(original if "://" in original else f"http://{original}")
-    if parts.path not in (*HOME_PATHS, "") or parts.query:
-        return None
-    return f"{parts.scheme or 'http'}://{parts.netloc.lower().removesuffix(':80')}{parts.path or '/'}"
+    return _as_served(parts, parts.path or "/")
 
 
 def _capture(row: dict, page=is_article_capture) -> Capture | None:
